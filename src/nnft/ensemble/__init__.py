@@ -1,0 +1,9 @@
+"""Experiment face: seeded chunked sampling, vectorized evaluation, mergeable moment accumulators."""
+
+from .accumulator import Accumulator as Accumulator, tree_reduce as tree_reduce
+from .executors import DaskExecutor as DaskExecutor, InProcess as InProcess
+from .measure import EnsembleConfig as EnsembleConfig, Measurement as Measurement, measure as measure
+from .sampling import chunk_generator as chunk_generator, evaluate as evaluate, sample_networks as sample_networks
+
+__all__ = ["Accumulator", "tree_reduce", "DaskExecutor", "InProcess", "EnsembleConfig", "Measurement", "measure",
+           "chunk_generator", "evaluate", "sample_networks"]

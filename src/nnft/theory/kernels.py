@@ -1,0 +1,245 @@
+"""Infinite-width kernels of any spec: NNGP (arXiv:1711.00165, 1804.11271) and NTK (arXiv:1806.07572).
+
+NNGP recursion in the standard convention (PHYSICS.md §3), with σ_W² := n_{l−1}·E[W²] per layer:
+    K^(1)(x, x') = σ_b² + σ_W² x·x'/d
+    K^(l+1)(x, x') = σ_b² + σ_W² E_{(u,v)~N(0, Σ^(l))}[σ(u)σ(v)]
+NTK (NTK parameterization, PHYSICS.md §7):
+    Θ^(1) = K^(1),   Θ^(l+1) = Θ^(l) Σ̇^(l+1) + K^(l+1),   Σ̇^(l+1) = σ_W² E[σ'(u)σ'(v)]
+The output kernel is K^(L+1) (independent output components: K_ab = δ_ab K).
+
+The first hidden layer sees the actual first-layer density, which need not be Gaussian:
+  * Gaussian weights and bias: the dual kernel of K^(1) (closed form or Gauss–Hermite);
+  * cos/sin with a uniform phase b ~ U[−π, π] and isotropic weights (Cos-net, Scalar-net,
+    PHYSICS.md §2 "general Euclidean-invariant input layer"): E = ½ E_w[F(w)² cos(w·(x − x'))],
+    exactly, via a closed form (Gaussian w) or the radial Bessel integral
+    E_w[g(|w|) cos(w·r)] = ∫ dp P_rad(p) g(p) Γ(d/2) (2/(p r))^{d/2−1} J_{d/2−1}(p r);
+  * anything else: single-neuron Monte Carlo with a fixed seed, returned with its standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+from scipy import integrate, special
+
+from ..errors import NonGaussianInputError, check, fail
+from ..spec import Architecture, Normal, Uniform, UniformBall
+from ..spec._density import density_std
+from .gaussian import dual_kernel
+
+__all__ = ["Kernels", "kernels", "nngp", "ntk", "first_layer_expectation", "as_inputs"]
+
+Tensor = torch.Tensor
+Method = Literal["closed form", "quadrature", "radial quadrature", "monte carlo"]
+
+
+def as_inputs(x, d_in: Optional[int] = None, name: str = "x") -> Tensor:
+    """Validate inputs: a finite (M, d) array (a 1-D array is taken as M points in d = 1), float64."""
+    try:
+        t = torch.as_tensor(np.asarray(x, dtype=np.float64) if not isinstance(x, Tensor) else x,
+                            dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise fail(name, type(x).__name__, "a numeric array of shape (M, d)") from None
+    if t.ndim == 1 and (d_in in (None, 1)):
+        t = t[:, None]
+    check(t.ndim == 2 and t.shape[0] >= 1, f"{name}.shape", tuple(t.shape), "(M, d) with M >= 1")
+    if d_in is not None:
+        check(t.shape[1] == d_in, f"{name}.shape", tuple(t.shape), f"(M, {d_in}) to match the spec's d_in = {d_in}")
+    check(bool(torch.isfinite(t).all()), name, "non-finite values (NaN or inf)", "finite numbers")
+    return t.contiguous()
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Infinite-width kernels between two input sets.
+
+    nngp : (M1, M2) output NNGP kernel K^(L+1).
+    ntk : (M1, M2) NTK Θ^(L+1) (NTK parameterization), or None if not requested.
+    nngp_stderr : (M1, M2) Monte Carlo standard error when the first layer needed it, else None.
+    method : how the first hidden layer's expectation was obtained.
+    """
+
+    nngp: Tensor
+    ntk: Optional[Tensor]
+    nngp_stderr: Optional[Tensor]
+    method: str
+
+
+def _is_phase_layer(spec: Architecture) -> bool:
+    first = spec.layers[0]
+    return (spec.activation.name in ("cos", "sin") and isinstance(first.bias, Uniform)
+            and first.bias.is_full_phase and getattr(first.weight, "isotropic", False))
+
+
+def _radial_cos_average(spec: Architecture, r: np.ndarray) -> np.ndarray:
+    """E_w[F(|w|)² cos(w·r)] for an isotropic first-layer density, at distances r ≥ 0."""
+    first, d = spec.layers[0], spec.d_in
+    scale = first.weight_scale(d)
+    mass = spec.amplitude.mass if spec.amplitude is not None else None
+    g = (lambda p: 1.0 / (p * p + mass * mass)) if mass is not None else (lambda p: 1.0)
+    if isinstance(first.weight, Normal) and mass is None:
+        s2 = (first.weight.std * scale) ** 2
+        return np.exp(-s2 * r * r / 2)
+    if isinstance(first.weight, UniformBall):
+        radius = first.weight.radius * scale
+        pdf = lambda p: d * p ** (d - 1) / radius**d  # noqa: E731
+        upper = radius
+    else:  # Gaussian weights with an amplitude: chi-distributed |w|
+        s = first.weight.std * scale
+        pdf = lambda p: p ** (d - 1) * np.exp(-p * p / (2 * s * s)) / (  # noqa: E731
+            2 ** (d / 2 - 1) * special.gamma(d / 2) * s**d)
+        upper = 40 * s
+    nu = d / 2 - 1
+
+    def angular(p: float, rr: float) -> float:
+        x = p * rr
+        if x < 1e-12:
+            return 1.0
+        return special.gamma(d / 2) * (2 / x) ** nu * special.jv(nu, x)
+
+    out = np.empty_like(r)
+    for i, rr in enumerate(r.ravel()):
+        val, _ = integrate.quad(lambda p: pdf(p) * g(p) * angular(p, rr), 0.0, upper, limit=2000,
+                                epsabs=1e-13, epsrel=1e-11)
+        out.ravel()[i] = val
+    return out
+
+
+def _mc_first_layer(spec: Architecture, x1: Tensor, x2: Tensor, which: str, n_samples: int, seed: int):
+    """Single-neuron Monte Carlo of E[g(z(x)) g(z(x'))] with its standard error (fixed seed)."""
+    from ..ensemble.sampling import sample_first_layer_features
+
+    gen = torch.Generator().manual_seed(seed)
+    sums = torch.zeros(x1.shape[0], x2.shape[0], dtype=torch.float64)
+    sq = torch.zeros_like(sums)
+    done, block = 0, 65536
+    while done < n_samples:
+        n = min(block, n_samples - done)
+        f1, f2 = sample_first_layer_features(spec, x1, x2, n, gen, derivative=(which == "derivative"))
+        prod = f1[:, :, None] * f2[:, None, :]
+        sums += prod.sum(0)
+        sq += (prod * prod).sum(0)
+        done += n
+    mean = sums / n_samples
+    var = (sq / n_samples - mean * mean).clamp_min(0)
+    return mean, torch.sqrt(var / n_samples)
+
+
+def first_layer_expectation(spec: Architecture, x1: Tensor, x2: Tensor, *, which: str = "value",
+                            mc_samples: int = 1 << 20, seed: int = 0):
+    """E_θ[g(z(x)) g(z(x'))] over one first-layer neuron (g = σ or σ', times the amplitude F²).
+
+    Returns (value, stderr or None, method).
+    """
+    first, d = spec.layers[0], spec.d_in
+    if spec.gaussian_first_layer:
+        wv, bv = first.weight_var(d), first.bias_var
+        k12 = bv + wv * x1 @ x2.T
+        a = (bv + wv * (x1 * x1).sum(1))[:, None]
+        b = (bv + wv * (x2 * x2).sum(1))[None, :]
+        val = dual_kernel(spec.activation, a, b, k12, which=which)
+        closed = (spec.activation.dual if which == "value" else spec.activation.dual_derivative)(a, b, k12)
+        return val, None, "closed form" if closed is not None else "quadrature"
+    if _is_phase_layer(spec) and not (which == "derivative" and spec.amplitude is not None):
+        r = torch.cdist(x1, x2).numpy()
+        val = 0.5 * torch.as_tensor(_radial_cos_average(spec, r), dtype=torch.float64)
+        closed = isinstance(first.weight, Normal) and spec.amplitude is None
+        return val, None, "closed form" if closed else "radial quadrature"
+    if which == "derivative" and spec.amplitude is not None:
+        raise fail("kernels(ntk=True)", str(spec), "specs without a neuron amplitude (the NTK of an "
+                   "amplitude layer needs F'(w) terms, not implemented)", cls=NonGaussianInputError)
+    val, err = _mc_first_layer(spec, x1, x2, which, mc_samples, seed)
+    return val, err, "monte carlo"
+
+
+def _sigma_w2(spec: Architecture, l: int) -> float:
+    """σ_W² = fan_in · E[W²] for layer l ≥ 1 (requires fan-in scaling for a width limit)."""
+    layer = spec.layers[l]
+    check(layer.scaling == "fan_in", f"layers[{l}].scaling", layer.scaling,
+          "'fan_in' for every layer after the first (an infinite-width limit needs W ∝ n^{-1/2})")
+    return density_std(layer.weight, spec.fan_ins[l]) ** 2
+
+
+def kernels(spec: Architecture, x1, x2=None, *, ntk: bool = False, quadrature_degree: int = 48,
+            mc_samples: int = 1 << 20, seed: int = 0) -> Kernels:
+    """NNGP (and optionally NTK) of ``spec`` between inputs x1 (M1, d) and x2 (M2, d) (default x1).
+
+    Uses the fused numba path for deep ReLU/erf MLPs with Gaussian layers (see ``_fused``); the general
+    torch recursion otherwise. All float64.
+    """
+    x1 = as_inputs(x1, spec.d_in, "x1")
+    x2 = x1 if x2 is None else as_inputs(x2, spec.d_in, "x2")
+    same = x2 is x1
+    if (spec.gaussian_first_layer and spec.activation.name in ("relu", "erf")
+            and all(l.scaling == "fan_in" for l in spec.layers)):
+        from ._fused import fused_nngp_ntk
+
+        sw2 = [density_std(l.weight, f) ** 2 for l, f in zip(spec.layers, spec.fan_ins)]
+        sb2 = [l.bias_var for l in spec.layers]
+        k, t = fused_nngp_ntk(x1.numpy(), None if same else x2.numpy(), sw2, sb2, spec.activation.name, ntk=ntk)
+        return Kernels(torch.from_numpy(k), None if t is None else torch.from_numpy(t), None, "closed form")
+
+    first = spec.layers[0]
+    if ntk and spec.amplitude is not None:
+        raise fail("kernels(ntk=True)", str(spec), "specs without a neuron amplitude (the NTK of an amplitude "
+                   "layer needs F'(w) terms, not implemented)", cls=NonGaussianInputError)
+    theta_1 = first.bias_var + first.weight_var(spec.d_in) * x1 @ x2.T if ntk else None
+    # layer-1 post-activation expectations: cross, and the two diagonals
+    e12, err12, method = first_layer_expectation(spec, x1, x2, mc_samples=mc_samples, seed=seed)
+    e11 = first_layer_expectation(spec, x1, x1, mc_samples=mc_samples, seed=seed)[0].diagonal()
+    e22 = e11 if same else first_layer_expectation(spec, x2, x2, mc_samples=mc_samples, seed=seed)[0].diagonal()
+    theta = None
+    if ntk:
+        d12 = first_layer_expectation(spec, x1, x2, which="derivative", mc_samples=mc_samples, seed=seed + 1)[0]
+        sw2 = _sigma_w2(spec, 1)
+        theta = theta_1 * sw2 * d12
+    for l in range(1, len(spec.layers)):
+        sw2, sb2 = _sigma_w2(spec, l), spec.layers[l].bias_var
+        k12, k11, k22 = sb2 + sw2 * e12, sb2 + sw2 * e11, sb2 + sw2 * e22
+        err = None if err12 is None else sw2 * err12
+        if theta is not None and l > 1:
+            theta = theta * sw2 * dual_kernel(spec.activation, a, b, c, which="derivative",  # noqa: F821
+                                              degree=quadrature_degree)
+        if theta is not None:
+            theta = theta + k12
+        if l == len(spec.layers) - 1:
+            return Kernels(k12, theta, err, method)
+        a, b, c = k11[:, None], k22[None, :], k12
+        e12 = dual_kernel(spec.activation, a, b, c, degree=quadrature_degree)
+        e11 = dual_kernel(spec.activation, k11, k11, k11, degree=quadrature_degree)
+        e22 = e11 if same else dual_kernel(spec.activation, k22, k22, k22, degree=quadrature_degree)
+        err12 = None  # a Monte Carlo error is reported for one hidden layer only (no propagation through σ)
+        method = method if spec.activation.dual(k11, k11, k11) is not None else "quadrature"
+    raise AssertionError("unreachable")
+
+
+def nngp(spec: Architecture, x1, x2=None, **kw) -> Tensor:
+    """The output NNGP kernel K^(L+1)(x1, x2)."""
+    return kernels(spec, x1, x2, **kw).nngp
+
+
+def ntk(spec: Architecture, x1, x2=None, **kw) -> Tensor:
+    """The infinite-width NTK Θ^(L+1)(x1, x2) in NTK parameterization."""
+    return kernels(spec, x1, x2, ntk=True, **kw).ntk
+
+
+def preactivation_variances(spec: Architecture, x) -> list[Tensor]:
+    """q_l(x) = Σ^(l)(x, x) for hidden layers l = 1..L at infinite width (exact for l = 1).
+
+    Gauss-net's neuron σ(z; q) = exp(z − q) reads these (PHYSICS.md §2)."""
+    x = as_inputs(x, spec.d_in, "x")
+    first = spec.layers[0]
+    q = first.bias_var + first.weight_var(spec.d_in) * (x * x).sum(1)
+    out = [q]
+    if spec.depth == 1:
+        return out
+    e = first_layer_expectation(spec, x, x)[0].diagonal()
+    for l in range(1, spec.depth):
+        q = spec.layers[l].bias_var + _sigma_w2(spec, l) * e
+        out.append(q)
+        e = dual_kernel(spec.activation, q, q, q)
+    return out
