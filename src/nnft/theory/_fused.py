@@ -52,7 +52,7 @@ _Q3, _Q4 = -6.88283971605453293030e-01, 7.70381505559019352791e-02
 _HALF_PI = 0.5 * math.pi
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _asin_parts(v):
     """For v in [-1, 1]: (small, r, w, om) with om = 1 - v^2 computed without cancellation and
     asin(|v|) = |v| + |v| r if small (|v| <= 1/2) else pi/2 - 2 w."""
@@ -67,7 +67,7 @@ def _asin_parts(v):
     return small, r, s + s * r, om
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, fastmath=_FM, error_model="numpy")
 def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile, K, T, want_ntk):
     n1, d = x1.shape
     n2 = x2t.shape[1]
@@ -82,19 +82,21 @@ def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile,
         j0 = tiles_j[t] * tile
         i1 = min(i0 + tile, n1)
         m = min(j0 + tile, n2) - j0
-        mirror = sym and tiles_i[t] != tiles_j[t]
+        diag = sym and tiles_i[t] == tiles_j[t]
+        mirror = sym and not diag
         c = np.empty(tile)
         th = np.empty(tile)
         bk = np.empty((tile, tile)) if mirror else np.empty((1, 1))
         bt = np.empty((tile, tile)) if mirror and want_ntk else np.empty((1, 1))
         for i in range(i0, i1):
-            for jj in range(m):
+            js = i - j0 if diag else 0  # diagonal tile: j >= i only, mirrored (exact symmetry)
+            for jj in range(js, m):
                 c[jj] = 0.0
             for k in range(d):
                 xik = x1[i, k]
-                for jj in range(m):
+                for jj in range(js, m):
                     c[jj] += xik * x2t[k, j0 + jj]
-            for jj in range(m):
+            for jj in range(js, m):
                 c[jj] = b0 + w0 * c[jj]
                 th[jj] = c[jj]
             for l in range(L):
@@ -104,7 +106,7 @@ def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile,
                 bi = B1[l, i]
                 if relu:
                     # A = sqrt(a), B = 1/sqrt(a);  phi = pi - theta
-                    for jj in range(m):
+                    for jj in range(js, m):
                         cj = c[jj]
                         rho = cj * bi * B2[l, j0 + jj]
                         rho = -1.0 if rho < -1.0 else (1.0 if rho > 1.0 else rho)
@@ -115,7 +117,7 @@ def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile,
                         c[jj] = cn
                 else:
                     # A = 1/sqrt(1 + 2a)
-                    for jj in range(m):
+                    for jj in range(js, m):
                         g = ai * A2[l, j0 + jj]
                         u = 2.0 * c[jj] * g
                         u = -1.0 if u < -1.0 else (1.0 if u > 1.0 else u)
@@ -124,11 +126,16 @@ def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile,
                         cn = sb + sw * two_pi * asn
                         th[jj] = th[jj] * (sw * four_pi * g / math.sqrt(om)) + cn
                         c[jj] = cn
-            for jj in range(m):
+            for jj in range(js, m):
                 K[i, j0 + jj] = c[jj]
             if want_ntk:
-                for jj in range(m):
+                for jj in range(js, m):
                     T[i, j0 + jj] = th[jj]
+            if diag:
+                for jj in range(js, m):
+                    K[j0 + jj, i] = c[jj]
+                    if want_ntk:
+                        T[j0 + jj, i] = th[jj]
             if mirror:  # buffer the tile; written transposed below, row by row
                 for jj in range(m):
                     bk[jj, i - i0] = c[jj]

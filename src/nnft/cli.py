@@ -1,0 +1,237 @@
+"""The nnft command line: parse, call the library, print. Invalid input is one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import click
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import ConfigError, check, fail
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Neural-network field theory: infinite-width theory beside sampled-network experiments.")
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _bar(description: str, total: float) -> Iterator:
+    """A rich progress bar on stderr; yields update(completed)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+def _parse_inputs(text: Optional[str], path: Optional[Path], d_in: int) -> np.ndarray:
+    """--x "0.1,0.2;0.3,0.4" (points separated by ';', coordinates by ',') or --x-file (.npy or text)."""
+    check(text is None or path is None, "--x/--x-file", "both", "one of them")
+    if path is not None:
+        check(path.exists(), "--x-file", str(path), "an existing .npy or whitespace-separated text file")
+        try:
+            arr = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+        except ValueError as exc:
+            raise fail("--x-file", str(path), f"a numeric array ({exc})") from None
+    elif text is not None:
+        try:
+            arr = np.array([[float(v) for v in pt.split(",")] for pt in text.split(";") if pt.strip()])
+        except ValueError:
+            raise fail("--x", text, "numbers: points separated by ';', coordinates by ','") from None
+        if d_in == 1 and arr.ndim == 2 and arr.shape[0] == 1:
+            arr = arr.T
+    else:
+        base = np.array([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0])
+        arr = np.stack([base] * d_in, axis=1) / np.sqrt(d_in)
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _spec(preset: str, width: int, d: int, config: Optional[Path]):
+    from .spec import PRESETS, Architecture
+
+    if config is not None:
+        return Architecture.load(config)
+    check(preset in PRESETS, "--preset", preset, ", ".join(PRESETS))
+    check(width >= 1, "--width", width, "an integer >= 1")
+    check(d >= 1, "--d", d, "an integer >= 1")
+    return PRESETS[preset](width, d)
+
+
+PresetOpt = typer.Option("erf-net", "--preset", help="erf-net, relu-net, gauss-net, cos-net or scalar-net.")
+ConfigOpt = typer.Option(None, "--config", help="Architecture TOML/JSON file (overrides --preset).")
+
+
+@app.command()
+def kernel(preset: str = PresetOpt, width: int = typer.Option(100, help="Hidden width (irrelevant at N = ∞)."),
+           d: int = typer.Option(1, help="Input dimension."), config: Optional[Path] = ConfigOpt,
+           x: Optional[str] = typer.Option(None, "--x", help="Inputs: '0.1;0.5' (d = 1) or '0,1;1,0'."),
+           x_file: Optional[Path] = typer.Option(None, "--x-file"),
+           ntk: bool = typer.Option(False, "--ntk", help="Also the infinite-width NTK (NTK parameterization)."),
+           out_stem: Optional[Path] = typer.Option(None, "--out", help="Write STEM.json + STEM.npz.")) -> None:
+    """Infinite-width NNGP kernel (and NTK) of a spec at a set of inputs."""
+    from .results import write_result
+    from .theory import kernels
+
+    spec = _spec(preset, width, d, config)
+    xs = _parse_inputs(x, x_file, spec.d_in)
+    t0 = time.perf_counter()
+    k = kernels(spec, xs, ntk=ntk)
+    wall = time.perf_counter() - t0
+    for name, mat in (("NNGP K(x, x')", k.nngp), ("NTK Θ(x, x')", k.ntk)):
+        if mat is None:
+            continue
+        table = Table(title=f"{name} — {spec} ({k.method})")
+        table.add_column("")
+        for j in range(mat.shape[1]):
+            table.add_column(f"x{j + 1}", justify="right")
+        for i in range(mat.shape[0]):
+            table.add_row(f"x{i + 1}", *(f"{float(v):.6g}" for v in mat[i]))
+        out.print(table)
+    if out_stem is not None:
+        arrays = {"inputs": xs, "nngp": k.nngp.numpy()}
+        if k.ntk is not None:
+            arrays["ntk"] = k.ntk.numpy()
+        js, _ = write_result(out_stem, {"kind": "kernel", "architecture": spec.to_config(), "method": k.method,
+                                        "wall_time_s": wall}, arrays)
+        out.print(f"wrote {js}")
+
+
+@app.command()
+def ensemble(preset: str = PresetOpt, width: int = typer.Option(100), d: int = typer.Option(1),
+             config: Optional[Path] = ConfigOpt, x: Optional[str] = typer.Option(None, "--x"),
+             x_file: Optional[Path] = typer.Option(None, "--x-file"),
+             n_networks: int = typer.Option(100000, "--n-networks"), chunk_size: int = typer.Option(1000),
+             n_blocks: int = typer.Option(10), seed: int = typer.Option(0), max_order: int = typer.Option(4),
+             estimator: str = typer.Option("plain", help="plain, or readout (Rao–Blackwell over a Gaussian readout)."),
+             executor: str = typer.Option("inprocess", help="inprocess or dask."),
+             scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
+             workers: int = typer.Option(2, help="LocalCluster workers."),
+             batch_chunks: int = typer.Option(4, help="Chunks per vectorized batch (speed only)."),
+             out_stem: Path = typer.Option(Path("results/ensemble"), "--out", help="Write STEM.json + STEM.npz."),
+             resume: bool = typer.Option(False, "--resume", help="Continue from STEM.ckpt.npz after an interruption."),
+             ) -> None:
+    """Sample an ensemble, measure its correlators and compare G^(2), G^(4), G^(6) with the NNGP (Wick)."""
+    from .compare import compare
+    from .ensemble import DaskExecutor, EnsembleConfig, InProcess, measure
+    from .results import write_result
+    from .theory import gaussian_correlators, kernels
+
+    spec = _spec(preset, width, d, config)
+    xs = _parse_inputs(x, x_file, spec.d_in)
+    cfg = EnsembleConfig(n_networks=n_networks, chunk_size=chunk_size, n_blocks=n_blocks, seed=seed,
+                         max_order=max_order, estimator=estimator)
+    check(executor in ("inprocess", "dask"), "--executor", executor, "inprocess or dask")
+    ex = InProcess(batch_chunks) if executor == "inprocess" else DaskExecutor(scheduler, workers)
+    check(not (resume and executor == "dask"), "--resume", True, "the inprocess executor only")
+    k = kernels(spec, xs)
+    ckpt = Path(str(out_stem) + ".ckpt.npz")
+    with _bar(f"sampling {spec}", n_networks) as update:
+        meas = measure(spec, xs, cfg, executor=ex, checkpoint=ckpt if executor == "inprocess" else None,
+                       resume=resume, progress=lambda done, total: update(done))
+    gp = gaussian_correlators(k.nngp, spec.d_out, max_order)[0]
+    table = Table(title=f"{spec}: {n_networks} networks ({estimator}), {meas.wall_time_s:.1f} s")
+    for col in ("n", "mean |G_GP|", "mean m_n", "background b_n", "max |z|"):
+        table.add_column(col, justify="right")
+    for n in range(2, max_order + 1, 2):
+        c = compare(gp[n], meas.moments[n])
+        table.add_row(str(n), f"{np.mean(np.abs(gp[n].values)):.4g}", f"{c.mean_m:.3e}", f"{c.mean_b:.3e}",
+                      f"{c.max_abs_z:.2f}")
+    out.print(table)
+    arrays = meas.arrays()
+    arrays["nngp"] = k.nngp.numpy()
+    js, _ = write_result(out_stem, meas.meta(), arrays)
+    out.print(f"wrote {js}")
+
+
+def _run_experiments(names: List[str], what: str):
+    from .experiments import REGISTRY
+
+    for n in names:
+        check(n in REGISTRY, "--only", n, ", ".join(REGISTRY))
+    chosen = names or list(REGISTRY)
+    results = []
+    with _bar(what, len(chosen)) as update:
+        for i, name in enumerate(chosen):
+            results.append(REGISTRY[name]().run(progress=lambda f, i=i: update(i + f)))
+            update(i + 1)
+    return results
+
+
+def _checks_table(results) -> Table:
+    table = Table(title="Theory vs experiment")
+    for col in ("experiment", "check", "statistic", "criterion", "verdict"):
+        table.add_column(col, justify="left" if col in ("experiment", "check", "criterion") else "right")
+    for r in results:
+        for c in r.checks:
+            table.add_row(r.name, c.name, f"{c.statistic:.4g}", c.threshold,
+                          "[green]pass[/green]" if c.passed else "[red]FAIL[/red]")
+    return table
+
+
+@app.command()
+def validate(only: List[str] = typer.Option([], "--only", help="Run only these experiments.")) -> None:
+    """Run every registered theory-vs-experiment check; exit 1 if any fails."""
+    results = _run_experiments(only, "validating")
+    out.print(_checks_table(results))
+    n_fail = sum(not c.passed for r in results for c in r.checks)
+    n_all = sum(len(r.checks) for r in results)
+    out.print(f"{n_all - n_fail} passed, {n_fail} failed")
+    if n_fail:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(out_dir: Path = typer.Option(Path("nnft-report"), "--out", help="Folder for index.html and results."),
+           only: List[str] = typer.Option([], "--only", help="Run only these experiments.")) -> None:
+    """The main job: run the registered experiments on their embedded defaults and write an HTML report."""
+    from .report import render_report
+    from .results import atomic_write_text, environment, write_result
+
+    results = _run_experiments(only, "running experiments")
+    for r in results:
+        write_result(out_dir / r.name, {"kind": "experiment", "name": r.name, "config": r.config,
+                                        "checks": [c.__dict__ for c in r.checks], "wall_time_s": r.wall_time_s},
+                     r.arrays)
+    page = out_dir / "index.html"
+    atomic_write_text(page, render_report(results, environment()))
+    out.print(_checks_table(results))
+    out.print(f"wrote {page.resolve()}")
+
+
+# Typer >= 0.20 vendors click, so its exceptions are not click's; accept both families.
+_USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})
+_EXITS = tuple({click.exceptions.Exit, typer.Exit})
+_ABORTS = tuple({click.exceptions.Abort, typer.Abort})
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: ConfigError and usage errors become one line on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ConfigError as exc:
+        err.print(f"nnft: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except _EXITS as exc:
+        sys.exit(exc.exit_code)
+    except _ABORTS:
+        err.print("nnft: aborted", markup=False)
+        sys.exit(130)
+    except _USAGE_ERRORS as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message:  # bare `nnft`: the help was printed
+            sys.exit(0)
+        err.print(f"nnft: error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
