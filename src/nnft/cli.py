@@ -52,7 +52,12 @@ def _parse_inputs(text: Optional[str], path: Optional[Path], d_in: int) -> np.nd
     else:
         base = np.array([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0])
         arr = np.stack([base] * d_in, axis=1) / np.sqrt(d_in)
-    return np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float64)
+    name = "--x-file" if path is not None else "--x"
+    check(bool(np.all(np.isfinite(arr))), name, "non-finite values (NaN or inf)", "finite numbers")
+    check(arr.ndim == 2 and arr.shape[1] == d_in, name, f"points of dimension {arr.shape[-1] if arr.ndim else 0}",
+          f"points of dimension d = {d_in} (separate coordinates by ',')")
+    return arr
 
 
 def _spec(preset: str, width: int, d: int, config: Optional[Path]):
@@ -133,6 +138,8 @@ def ensemble(preset: str = PresetOpt, width: int = typer.Option(100), d: int = t
     ex = InProcess(batch_chunks) if executor == "inprocess" else DaskExecutor(scheduler, workers)
     check(not (resume and executor == "dask"), "--resume", True, "the inprocess executor only")
     k = kernels(spec, xs)
+    if isinstance(ex, DaskExecutor) and scheduler is not None:
+        ex.ensure_reachable()  # before the progress bar: an unreachable scheduler is one clean error line
     ckpt = Path(str(out_stem) + ".ckpt.npz")
     with _bar(f"sampling {spec}", n_networks) as update:
         meas = measure(spec, xs, cfg, executor=ex, checkpoint=ckpt if executor == "inprocess" else None,

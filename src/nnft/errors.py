@@ -23,7 +23,7 @@ class NonGaussianInputError(ConfigError):
 
     Dual kernels E[σ(u)σ(v)] with (u, v) ~ N(0, Σ) assume Gaussian pre-activations. For a first layer
     with a non-Gaussian density (uniform weights, a uniform phase, a ball), use the single-neuron
-    expectation of :func:`nnft.theory.first_layer_kernel`, which integrates the actual density.
+    expectation of :func:`nnft.theory.first_layer_expectation`, which integrates the actual density.
     """
 
 

@@ -41,16 +41,20 @@ class Accumulator:
                    [np.zeros(len(sorted_tuples(n_features, k))) for k in range(1, max_order + 1)])
 
     @classmethod
-    def from_samples(cls, f: np.ndarray, max_order: int) -> "Accumulator":
-        """Accumulate samples f (B, F) float64. Row-wise numpy reduction: deterministic, thread-free."""
+    def from_samples(cls, f: np.ndarray, max_order: int, *, weights: np.ndarray | None = None) -> "Accumulator":
+        """Accumulate samples f (B, F) float64. Row-wise numpy reduction: deterministic, thread-free.
+
+        With ``weights`` (B,) the sums are Σ_b w_b Π f (quadrature rules); ``count`` stays B."""
         f = np.ascontiguousarray(f, dtype=np.float64)
         n, n_features = f.shape
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
+        reduce = (lambda m: np.add.reduce(m, axis=0)) if w is None else (lambda m: np.add.reduce(m * w, axis=0))
         sums, mono = [], f
-        sums.append(np.add.reduce(mono, axis=0))
+        sums.append(reduce(mono))
         for k in range(2, max_order + 1):
             parent, last = _plan(n_features, k)
             mono = mono[:, parent] * f[:, last]
-            sums.append(np.add.reduce(mono, axis=0))
+            sums.append(reduce(mono))
         return cls(n_features, max_order, n, sums)
 
     def __add__(self, other: "Accumulator") -> "Accumulator":

@@ -33,6 +33,20 @@ class DaskExecutor:
     n_workers: int = 2
     timeout_s: float = 10.0
 
+    def ensure_reachable(self) -> None:
+        """Connect to ``address`` once (and disconnect); ConfigError if no scheduler answers in time."""
+        if self.address is None:
+            return
+        from distributed import Client
+
+        try:
+            client = Client(self.address, timeout=f"{self.timeout_s}s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise fail("executor.address", self.address,
+                       f"a reachable dask scheduler (could not connect within {self.timeout_s:g} s: "
+                       f"{type(exc).__name__})") from None
+        client.close()
+
     def run_blocks(self, chunk_fn: Callable[[int], Accumulator], blocks: list[list[int]],
                    progress: Optional[Callable[[int], None]] = None) -> list[Accumulator]:
         """Per block: map ``chunk_fn`` over its chunks on the cluster, tree-reduce there, gather."""
@@ -41,8 +55,12 @@ class DaskExecutor:
         cluster = None
         try:
             if self.address is None:
+                # The scheduler binds an HTTP port even without a dashboard, 8787 by default; when that is
+                # taken (another cluster, a concurrent run) distributed warns and leaks a socket. Bind a
+                # free local port instead.
                 cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=None,
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
                 client = Client(cluster)
             else:
                 try:

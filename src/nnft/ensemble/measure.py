@@ -65,8 +65,8 @@ class EnsembleConfig:
         check(self.estimator in ("plain", "readout"), "EnsembleConfig.estimator", self.estimator,
               "'plain' or 'readout'")
         check(self.dtype in ("float32", "float64"), "EnsembleConfig.dtype", self.dtype, "'float32' or 'float64'")
-        check(self.n_chunks >= self.n_blocks, "EnsembleConfig.n_networks", self.n_networks,
-              f">= n_blocks × chunk_size = {self.n_blocks * self.chunk_size} (each block needs a chunk)")
+        check(self.n_networks >= self.n_blocks * self.chunk_size, "EnsembleConfig.n_networks", self.n_networks,
+              f">= n_blocks × chunk_size = {self.n_blocks * self.chunk_size} (each block needs a full chunk)")
 
     @property
     def n_chunks(self) -> int:

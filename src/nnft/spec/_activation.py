@@ -3,7 +3,8 @@
 For (u, v) ~ N(0, [[a, c], [c, b]]) the dual kernel of an activation σ is
     k_σ(a, b, c) = E[σ(u) σ(v)],
 and its derivative kernel is k_σ'(a, b, c) = E[σ'(u) σ'(v)] (used by the NTK recursion).
-Closed forms (Cho & Saul arXiv:0912.xxxx arc-cosine kernels; Williams 1997 arcsin; PHYSICS.md §3):
+Closed forms (Cho & Saul, "Kernel methods for deep learning", NeurIPS 2009, arc-cosine kernels; Williams,
+"Computing with infinite networks", NeurIPS 1996, arcsin; PHYSICS.md §3):
 
     relu:   sqrt(ab)/(2π) [sin θ + (π − θ) cos θ],  cos θ = c / sqrt(ab);   relu' = step: (π − θ)/(2π)
     erf:    (2/π) arcsin(2c / sqrt((1 + 2a)(1 + 2b)));   erf': (4/π) / sqrt((1 + 2a)(1 + 2b) − 4c²)
@@ -56,9 +57,23 @@ def _arccos_j1_cross(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     return torch.sqrt(a * b) / (2 * math.pi) * (torch.sqrt(1 - rho * rho) - theta * rho)
 
 
+def _degenerate(a: Tensor, b: Tensor, value: Tensor, mean_at_zero: float, mean: float) -> Tensor:
+    """``value`` where a, b > 0; else E[g(u)] E[g(v)] for a g with a jump at 0.
+
+    A zero-variance pre-activation is the constant 0, so the expectation factorizes and g(0) enters:
+    E[g(z)] is ``mean`` for Var z > 0 and ``mean_at_zero`` = g(0) for Var z = 0. (The ρ := 1 convention of
+    :func:`_cos_theta` is right for kernels that carry a factor sqrt(ab), not for these.)
+    """
+    def m(v: Tensor) -> Tensor:
+        return torch.where(v > 0, torch.as_tensor(mean, dtype=value.dtype),
+                           torch.as_tensor(mean_at_zero, dtype=value.dtype))
+
+    return torch.where((a > 0) & (b > 0), value, m(a) * m(b))
+
+
 def _step_dual(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
-    """E[1(u>0) 1(v>0)] = (π − θ)/(2π)."""
-    return (math.pi - torch.arccos(_cos_theta(a, b, c))) / (2 * math.pi)
+    """E[1(u>0) 1(v>0)] = (π − θ)/(2π); 0 if a or b vanishes (then u ≡ 0 or v ≡ 0 and 1(0 > 0) = 0)."""
+    return _degenerate(a, b, (math.pi - torch.arccos(_cos_theta(a, b, c))) / (2 * math.pi), 0.0, 0.5)
 
 
 def _relu_dual(a, b, c, p):
@@ -104,8 +119,8 @@ def _abs_dual(a, b, c, p):
 
 
 def _sign_dual(a, b, c, p):
-    """E[sign u sign v] = (2/π) arcsin ρ."""
-    return (2 / math.pi) * torch.arcsin(_cos_theta(a, b, c))
+    """E[sign u sign v] = (2/π) arcsin ρ; 0 if a or b vanishes (sign 0 = 0)."""
+    return _degenerate(a, b, (2 / math.pi) * torch.arcsin(_cos_theta(a, b, c)), 0.0, 0.0)
 
 
 def _leaky_dual(a, b, c, s):
@@ -114,9 +129,9 @@ def _leaky_dual(a, b, c, s):
 
 
 def _leaky_dual_prime(a, b, c, s):
-    """σ'(z) = 1(z>0) + s 1(z<0):  E = (1 + s²)(π − θ)/(2π) + 2 s θ/(2π)."""
+    """σ'(z) = 1(z>0) + s 1(z≤0):  E = (1 + s²)(π − θ)/(2π) + 2 s θ/(2π)  (σ'(0) = s if a or b vanishes)."""
     theta = torch.arccos(_cos_theta(a, b, c))
-    return ((1 + s * s) * (math.pi - theta) + 2 * s * theta) / (2 * math.pi)
+    return _degenerate(a, b, ((1 + s * s) * (math.pi - theta) + 2 * s * theta) / (2 * math.pi), s, (1 + s) / 2)
 
 
 def _hermite_coeffs(k: int) -> list[tuple[int, float]]:

@@ -19,15 +19,13 @@ Dual kernels, rho = clip(c / sqrt(a b), -1, 1), theta = arccos(rho):
 
 References: Jacot, Gabriel, Hongler, arXiv:1806.07572 (NTK); Lee et al., arXiv:1711.00165 (NNGP);
 Cho & Saul, "Kernel methods for deep learning", NIPS 2009 (arc-cosine kernels).
-
-Why hand-written: no library fuses this recursion on the CPU.  neural-tangents (JAX/XLA) and a
-plain torch recursion materialise several n1 x n2 intermediates per layer and call libm acos /
-asin entry by entry.  Here the diagonal recursion is done first (O(n L)), so sqrt(a b) and
-sqrt((1+2a)(1+2b)) factorise into per-row numbers; each kernel entry is then carried through all
-layers in registers (one pass over memory), with a branch-free, SIMD-vectorisable arcsin/arccos
-(fdlibm's rational approximation, a few ulp), using the i <= j symmetry when x2 is None and
-threads over tiles (numba prange).
 """
+# Why hand-written: no library fuses this recursion on the CPU.  neural-tangents (JAX/XLA) and a
+# plain torch recursion materialise several n1 x n2 intermediates per layer and call libm acos /
+# asin entry by entry.  Here the diagonal recursion runs first (O(n L)), so sqrt(a b) and
+# sqrt((1+2a)(1+2b)) factorise into per-row numbers; each entry is then carried through all layers
+# in one pass over memory, with a branch-free, SIMD-vectorised arcsin/arccos (fdlibm's rational
+# approximation, a few ulp), the i <= j symmetry when x2 is None, and threads over tiles (prange).
 
 from __future__ import annotations
 
@@ -35,14 +33,29 @@ import math
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 __all__ = ["fused_nngp_ntk"]
 
 _TILE = 128
-# Fast-math without nnan/ninf (clipping and inf on the boundary stay IEEE); 'reassoc' lets the
-# dot-product and the Horner chains vectorise.  Accuracy against a plain numpy reference: ~1e-15.
-_FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# Only value-preserving fast-math: with 'contract'/'reassoc' LLVM fused differently in the several
+# compiled copies of a loop (vector body, fallbacks), and which copy ran varied from call to call, so
+# results differed by 1 ulp between identical calls.  FMAs are explicit instead (_fma): results are
+# bitwise reproducible.  Accuracy against a plain numpy reference: ~1e-15 of the matrix scale.
+_FM = {"nsz"}
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with one rounding (llvm.fma.f64; vectorises to vfmadd)."""
+    def codegen(context, builder, sig, args):
+        f64 = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f64, [f64] * 3), "llvm.fma.f64")
+        return builder.call(fn, args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
 
 # fdlibm e_asin.c / e_acos.c: asin(x) = x + x R(x^2) on [0, 1/2], R(z) = z P(z) / Q(z).
 _P0, _P1, _P2 = 1.66666666666666657415e-01, -3.25565818622400915405e-01, 2.01212532134862925881e-01
@@ -54,17 +67,16 @@ _HALF_PI = 0.5 * math.pi
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _asin_parts(v):
-    """For v in [-1, 1]: (small, r, w, om) with om = 1 - v^2 computed without cancellation and
-    asin(|v|) = |v| + |v| r if small (|v| <= 1/2) else pi/2 - 2 w."""
+    """For v in [-1, 1]: (small, p, q, s, om); with r = p/q, w = s + s r:
+    asin(|v|) = |v| + |v| r if small (|v| <= 1/2) else pi/2 - 2 w;  om = 1 - v^2 (no cancellation)."""
     x = abs(v)
     small = x <= 0.5
     z = v * v if small else 0.5 * (1.0 - x)
-    p = z * (_P0 + z * (_P1 + z * (_P2 + z * (_P3 + z * (_P4 + z * _P5)))))
-    q = 1.0 + z * (_Q1 + z * (_Q2 + z * (_Q3 + z * _Q4)))
-    r = p / q
+    p = z * _fma(z, _fma(z, _fma(z, _fma(z, _fma(z, _P5, _P4), _P3), _P2), _P1), _P0)
+    q = _fma(z, _fma(z, _fma(z, _fma(z, _Q4, _Q3), _Q2), _Q1), 1.0)
     s = math.sqrt(z)
     om = 1.0 - z if small else 2.0 * z * (1.0 + x)
-    return small, r, s + s * r, om
+    return small, p, q, s, om
 
 
 @njit(parallel=True, cache=True, fastmath=_FM, error_model="numpy")
@@ -89,14 +101,13 @@ def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile,
         bk = np.empty((tile, tile)) if mirror else np.empty((1, 1))
         bt = np.empty((tile, tile)) if mirror and want_ntk else np.empty((1, 1))
         for i in range(i0, i1):
-            js = i - j0 if diag else 0  # diagonal tile: j >= i only, mirrored (exact symmetry)
-            for jj in range(js, m):
+            for jj in range(m):
                 c[jj] = 0.0
             for k in range(d):
                 xik = x1[i, k]
-                for jj in range(js, m):
+                for jj in range(m):
                     c[jj] += xik * x2t[k, j0 + jj]
-            for jj in range(js, m):
+            for jj in range(m):
                 c[jj] = b0 + w0 * c[jj]
                 th[jj] = c[jj]
             for l in range(L):
@@ -104,28 +115,39 @@ def _fused(x1, x2t, A1, B1, A2, B2, sw2, sb2, relu, sym, tiles_i, tiles_j, tile,
                 sb = sb2[l + 1]
                 ai = A1[l, i]
                 bi = B1[l, i]
+                swn = sw * (inv_2pi if relu else two_pi)
+                swd = sw * four_pi
                 if relu:
                     # A = sqrt(a), B = 1/sqrt(a);  phi = pi - theta
-                    for jj in range(js, m):
+                    for jj in range(m):
                         cj = c[jj]
                         rho = cj * bi * B2[l, j0 + jj]
                         rho = -1.0 if rho < -1.0 else (1.0 if rho > 1.0 else rho)
-                        small, r, w, om = _asin_parts(rho)
-                        phi = _HALF_PI + rho + rho * r if small else (math.pi - 2.0 * w if rho > 0.0 else 2.0 * w)
-                        cn = sb + sw * inv_2pi * (ai * A2[l, j0 + jj] * math.sqrt(om) + phi * cj)
-                        th[jj] = th[jj] * (sw * inv_2pi) * phi + cn
+                        small, p, q, s, om = _asin_parts(rho)
+                        r = p / q
+                        w = _fma(s, r, s)
+                        phi = _HALF_PI + _fma(rho, r, rho) if small else (math.pi - 2.0 * w if rho > 0.0 else 2.0 * w)
+                        cn = _fma(swn, _fma(ai * A2[l, j0 + jj], math.sqrt(om), phi * cj), sb)
+                        th[jj] = _fma(th[jj] * swn, phi, cn)
                         c[jj] = cn
                 else:
                     # A = 1/sqrt(1 + 2a)
-                    for jj in range(js, m):
+                    for jj in range(m):
                         g = ai * A2[l, j0 + jj]
                         u = 2.0 * c[jj] * g
                         u = -1.0 if u < -1.0 else (1.0 if u > 1.0 else u)
-                        small, r, w, om = _asin_parts(u)
-                        asn = u + u * r if small else (_HALF_PI - 2.0 * w if u > 0.0 else 2.0 * w - _HALF_PI)
-                        cn = sb + sw * two_pi * asn
-                        th[jj] = th[jj] * (sw * four_pi * g / math.sqrt(om)) + cn
+                        small, p, q, s, om = _asin_parts(u)
+                        sq = math.sqrt(max(om, 1e-300))  # |u| = 1: huge k', not NaN
+                        inv = 1.0 / (q * sq)  # one division for both p/q and 1/sqrt(om)
+                        r = p * sq * inv
+                        w = _fma(s, r, s)
+                        asn = _fma(u, r, u) if small else (_HALF_PI - 2.0 * w if u > 0.0 else 2.0 * w - _HALF_PI)
+                        cn = _fma(swn, asn, sb)
+                        th[jj] = _fma(th[jj], swd * g * q * inv, cn)
                         c[jj] = cn
+            # diagonal tile: keep j >= i only and mirror it (exact symmetry; the full row is computed
+            # above because a variable loop start stops LLVM from vectorising)
+            js = i - j0 if diag else 0
             for jj in range(js, m):
                 K[i, j0 + jj] = c[jj]
             if want_ntk:
@@ -213,17 +235,10 @@ def fused_nngp_ntk(
     n1, n2 = x1.shape[0], x2.shape[0]
     a1, th1 = _diag(x1, sw2, sb2, relu)
     A1, B1 = _row_params(a1[:-1], relu)
-    if sym:
-        A2, B2 = A1, B1
-    else:
-        A2, B2 = _row_params(_diag(x2, sw2, sb2, relu)[0][:-1], relu)
+    A2, B2 = (A1, B1) if sym else _row_params(_diag(x2, sw2, sb2, relu)[0][:-1], relu)
     nb1, nb2 = -(-n1 // _TILE), -(-n2 // _TILE)
-    if sym:
-        ti, tj = np.triu_indices(nb1)
-    else:
-        ti, tj = np.divmod(np.arange(nb1 * nb2), nb2)
-    K = np.empty((n1, n2))
-    T = np.empty((n1, n2)) if ntk else np.empty((1, 1))
+    ti, tj = np.triu_indices(nb1) if sym else np.divmod(np.arange(nb1 * nb2), nb2)
+    K, T = np.empty((n1, n2)), np.empty((n1, n2) if ntk else (1, 1))
     _fused(x1, np.ascontiguousarray(x2.T), A1, B1, A2, B2, sw2, sb2, relu, sym,
            ti.astype(np.int64), tj.astype(np.int64), _TILE, K, T, ntk)
     if sym:  # exact diagonal (rho = 1) from the per-row recursion

@@ -5,6 +5,10 @@ E[g(u, v)] for (u, v) ~ N(0, [[a, c], [c, b]]) by the physicists' Gauss–Hermit
 Convergence is exponential for analytic σ and only algebraic for kinks (ReLU, step, abs), which is why
 those have closed forms. Degenerate variances (a = 0 or |ρ| = 1) are handled by the same formula: the
 node map stays finite because ρ is clipped and sqrt(1 − ρ²) vanishes.
+
+The rule is not symmetric under (a, b) → (b, a) (it conditions on u), but E[σ(u)σ(v)] is; so each pair is
+ordered with the smaller variance as u, which makes the result exactly symmetric (a kernel matrix built
+from it is symmetric to the last bit) without changing the rule.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def gauss_hermite_pair(act: Activation, a: Tensor, b: Tensor, c: Tensor, *, whic
                        degree: int = 48, block: int = 4096) -> Tensor:
     """E[σ(u)σ(v)] (or E[σ'(u)σ'(v)]) by the 2-D rule above; broadcasts a, b, c; float64."""
     a, b, c = torch.broadcast_tensors(*(torch.as_tensor(t, dtype=torch.float64) for t in (a, b, c)))
+    a, b = torch.minimum(a, b), torch.maximum(a, b)  # σ(u)σ(v) is symmetric: condition on the smaller variance
     shape = a.shape
     a, b, c = a.reshape(-1), b.reshape(-1), c.reshape(-1)
     t, w = (torch.as_tensor(v, dtype=torch.float64) for v in _hermgauss(degree))

@@ -130,9 +130,10 @@ def _mc_first_layer(spec: Architecture, x1: Tensor, x2: Tensor, which: str, n_sa
 
 
 def first_layer_expectation(spec: Architecture, x1: Tensor, x2: Tensor, *, which: str = "value",
-                            mc_samples: int = 1 << 20, seed: int = 0):
+                            mc_samples: int = 1 << 20, seed: int = 0, quadrature_degree: int = 48):
     """E_θ[g(z(x)) g(z(x'))] over one first-layer neuron (g = σ or σ', times the amplitude F²).
 
+    ``quadrature_degree`` is the Gauss–Hermite degree used for a Gaussian first layer without a closed form.
     Returns (value, stderr or None, method).
     """
     first, d = spec.layers[0], spec.d_in
@@ -141,7 +142,7 @@ def first_layer_expectation(spec: Architecture, x1: Tensor, x2: Tensor, *, which
         k12 = bv + wv * x1 @ x2.T
         a = (bv + wv * (x1 * x1).sum(1))[:, None]
         b = (bv + wv * (x2 * x2).sum(1))[None, :]
-        val = dual_kernel(spec.activation, a, b, k12, which=which)
+        val = dual_kernel(spec.activation, a, b, k12, which=which, degree=quadrature_degree)
         closed = (spec.activation.dual if which == "value" else spec.activation.dual_derivative)(a, b, k12)
         return val, None, "closed form" if closed is not None else "quadrature"
     if _is_phase_layer(spec) and not (which == "derivative" and spec.amplitude is not None):
@@ -189,12 +190,13 @@ def kernels(spec: Architecture, x1, x2=None, *, ntk: bool = False, quadrature_de
                    "layer needs F'(w) terms, not implemented)", cls=NonGaussianInputError)
     theta_1 = first.bias_var + first.weight_var(spec.d_in) * x1 @ x2.T if ntk else None
     # layer-1 post-activation expectations: cross, and the two diagonals
-    e12, err12, method = first_layer_expectation(spec, x1, x2, mc_samples=mc_samples, seed=seed)
-    e11 = first_layer_expectation(spec, x1, x1, mc_samples=mc_samples, seed=seed)[0].diagonal()
-    e22 = e11 if same else first_layer_expectation(spec, x2, x2, mc_samples=mc_samples, seed=seed)[0].diagonal()
+    fl = dict(mc_samples=mc_samples, quadrature_degree=quadrature_degree)
+    e12, err12, method = first_layer_expectation(spec, x1, x2, seed=seed, **fl)
+    e11 = first_layer_expectation(spec, x1, x1, seed=seed, **fl)[0].diagonal()
+    e22 = e11 if same else first_layer_expectation(spec, x2, x2, seed=seed, **fl)[0].diagonal()
     theta = None
     if ntk:
-        d12 = first_layer_expectation(spec, x1, x2, which="derivative", mc_samples=mc_samples, seed=seed + 1)[0]
+        d12 = first_layer_expectation(spec, x1, x2, which="derivative", seed=seed + 1, **fl)[0]
         sw2 = _sigma_w2(spec, 1)
         theta = theta_1 * sw2 * d12
     for l in range(1, len(spec.layers)):
