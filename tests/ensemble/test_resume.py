@@ -24,9 +24,9 @@ from nnft import ConfigError, DaskExecutor, EnsembleConfig, InProcess, measure
 
 X = np.array([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0])
 
-# The subprocess run: ~1.5 s of CPU (120 chunks of 100 erf-net networks of width 200), with a checkpoint
-# every 0.2 s; the child needs only two checkpoints (≥ 0.4 s) before it signals, so it is killed mid-run
-# on any machine.
+# The subprocess run: 120 chunks of 100 erf-net networks of width 200, with a checkpoint every 0.2 s. The
+# child sleeps 20 ms per batch so the run lasts ≥ 2.4 s on any machine, and it signals after its second
+# checkpoint (≥ 0.4 s in): the kill always lands mid-run. The in-process reference does not sleep.
 LONG_SPEC = dict(width=200)
 LONG_CONFIG = dict(n_networks=12000, chunk_size=100, n_blocks=10, seed=11, max_order=4)
 
@@ -77,7 +77,12 @@ def save(*args, **kwargs):
         open(marker, "w").close()
         time.sleep(120)
 
+def slow_chunks(self, indices, _orig=mod._Problem.chunks):
+    time.sleep(0.02)
+    return _orig(self, indices)
+
 mod._save_checkpoint = save
+mod._Problem.chunks = slow_chunks
 x = np.array([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0])
 nnft.measure(nnft.erf_net(**{spec}), x, nnft.EnsembleConfig(**{config}), executor=nnft.InProcess(batch_chunks=1),
              checkpoint=ckpt, checkpoint_every_s=0.2)

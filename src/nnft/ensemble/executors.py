@@ -4,6 +4,7 @@ results are bitwise identical for the same seed."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -53,6 +54,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster, as_completed
 
         cluster = None
+        environ = dict(os.environ)  # the embedded cluster's nannies set OMP_NUM_THREADS=1 etc. in os.environ
         try:
             if self.address is None:
                 # The scheduler binds an HTTP port even without a dashboard, 8787 by default; when that is
@@ -87,6 +89,17 @@ class DaskExecutor:
         finally:
             if cluster is not None:
                 cluster.close()
+                _restore_environ(environ)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Undo changes to os.environ (distributed's Nanny updates the *caller's* environment with its
+    pre-spawn settings, which would otherwise leak into every later subprocess of the caller)."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _merge(a: Accumulator, b: Accumulator) -> Accumulator:

@@ -36,7 +36,7 @@ from ..errors import check, fail
 from ..spec import Architecture, Normal, Sampled, Uniform
 from .kernels import _is_phase_layer, as_inputs
 
-__all__ = ["SingleLayerTheory", "neuron_moments", "single_layer_correlators"]
+__all__ = ["SingleLayerTheory", "NeuronMoments", "neuron_moments", "single_layer_correlators"]
 
 _HOMOGENEOUS = {"relu": 1, "leaky_relu": 1, "abs": 1, "step": 0}
 _GH_DEGREE = {1: 200, 2: 160, 3: 48}  # converged to ~1e-13 (r ≤ 2) for erf at K0 ~ 2, checked in tests
@@ -206,11 +206,16 @@ class SingleLayerTheory:
 
 
 def single_layer_correlators(spec: Architecture, x, max_order: int = 4, *, mc_samples: int = 1 << 21,
-                             seed: int = 0) -> SingleLayerTheory:
-    """Exact G^(n) and G_c^(n), n ≤ max_order ≤ 6, of a single-hidden-layer spec at width N (any N ≥ 1)."""
+                             seed: int = 0, neuron: Optional[NeuronMoments] = None) -> SingleLayerTheory:
+    """Exact G^(n) and G_c^(n), n ≤ max_order ≤ 6, of a single-hidden-layer spec at width N (any N ≥ 1).
+
+    ``neuron`` reuses :func:`neuron_moments` of the same first layer and inputs (they do not depend on N),
+    e.g. when scanning widths."""
     check(isinstance(max_order, int) and 1 <= max_order <= 6, "max_order", max_order, "an integer 1..6")
     x = as_inputs(x, spec.d_in, "x")
-    nm = neuron_moments(spec, x, max_order, mc_samples=mc_samples, seed=seed)
+    nm = neuron if neuron is not None else neuron_moments(spec, x, max_order, mc_samples=mc_samples, seed=seed)
+    check(max(nm.values) >= max_order, "neuron", f"moments up to order {max(nm.values)}",
+          f"moments up to max_order = {max_order}")
     readout = spec.layers[-1]
     width, d_out, m = spec.hidden_widths[0], spec.d_out, x.shape[0]
     scale = readout.weight_scale(width)
