@@ -159,6 +159,80 @@ def ensemble(preset: str = PresetOpt, width: int = typer.Option(100), d: int = t
     out.print(f"wrote {js}")
 
 
+def _stored_measurement(path: Path, order: int, inputs: np.ndarray):
+    """Measured connected correlator of ``order`` from a stored `nnft ensemble` result."""
+    from .correlators import Correlators
+    from .results import read_result
+
+    meta, arrays = read_result(path)
+    check(meta.get("kind") == "measurement", "--compare", str(path), "a result written by `nnft ensemble`")
+    check(f"connected{order}" in arrays, "--order", order,
+          f"an order the stored measurement has (max_order = {meta['ensemble']['max_order']})")
+    check(arrays["inputs"].shape == inputs.shape and np.allclose(arrays["inputs"], inputs), "--compare",
+          str(path), "a measurement at the same inputs (--x/--x-file) as the prediction")
+    d_out = meta["architecture"]["layers"][-1]["width"]
+    return Correlators(order=order, connected=True, values=arrays[f"connected{order}"], n_sites=len(inputs) * d_out,
+                       d_out=d_out, source="measured", label=str(path), stderr=arrays[f"connected{order}_stderr"],
+                       background=arrays[f"connected{order}_background"])
+
+
+@app.command()
+def correlators(preset: str = PresetOpt, width: int = typer.Option(10), d: int = typer.Option(1),
+                config: Optional[Path] = ConfigOpt, x: Optional[str] = typer.Option(None, "--x"),
+                x_file: Optional[Path] = typer.Option(None, "--x-file"),
+                order: int = typer.Option(4, help="Connected correlator order, 2..6 (1/N method: 2 or 4)."),
+                method: str = typer.Option("auto", help="exact (one hidden layer), 1/N (deep), or auto."),
+                compare_with: Optional[Path] = typer.Option(None, "--compare",
+                                                            help="A stored `nnft ensemble` result to compare with."),
+                out_stem: Optional[Path] = typer.Option(None, "--out", help="Write STEM.json + STEM.npz.")) -> None:
+    """Finite-width theory: connected correlators at width N, exact or at O(1/N)."""
+    from .compare import compare
+    from .results import write_result
+
+    spec = _spec(preset, width, d, config)
+    xs = _parse_inputs(x, x_file, spec.d_in)
+    check(method in ("auto", "exact", "1/N"), "--method", method, "auto, exact or 1/N")
+    check(isinstance(order, int) and 2 <= order <= 6, "--order", order, "an integer 2..6")
+    chosen = ("exact" if spec.depth == 1 else "1/N") if method == "auto" else method
+    t0 = time.perf_counter()
+    if chosen == "exact":
+        from .theory.single_layer import single_layer_correlators
+
+        check(spec.depth == 1, "--method", "exact", "1/N for networks with more than one hidden layer")
+        pred = single_layer_correlators(spec, xs, order).connected[order]
+    else:
+        from .theory.deep import deep_correlators
+
+        check(order in (2, 4), "--order", order, "2 or 4 with --method 1/N (the O(1/N) theory)")
+        deep = deep_correlators(spec, xs)
+        pred = deep.two_point if order == 2 else deep.connected4
+    wall = time.perf_counter() - t0
+    table = Table(title=f"G_c^({order}) of {spec}: {pred.label} ({wall:.2f} s)")
+    for col in ("tuple", "predicted") + (("measured", "± err", "z") if compare_with else ()):
+        table.add_column(col, justify="right")
+    meas = _stored_measurement(compare_with, order, xs) if compare_with is not None else None
+    cmp = compare(pred, meas) if meas is not None else None
+    shown = range(min(len(pred.values), 12))
+    for i in shown:
+        row = [str(tuple(int(v) + 1 for v in pred.tuples[i])), f"{pred.values[i]:.6g}"]
+        if cmp is not None:
+            row += [f"{meas.values[i]:.6g}", f"{meas.stderr[i]:.2g}", f"{cmp.z[i]:.2f}"]
+        table.add_row(*row)
+    out.print(table)
+    if len(pred.values) > len(shown):
+        out.print(f"({len(pred.values) - len(shown)} more tuples in the result file)")
+    if cmp is not None:
+        out.print(f"max |z| = {cmp.max_abs_z:.2f} over {len(pred.values)} tuples; mean relative deviation "
+                  f"{np.mean(np.abs(cmp.z * meas.stderr) / np.maximum(np.abs(pred.values), 1e-300)):.3e}")
+    if out_stem is not None:
+        arrays = {"inputs": xs, "tuples": pred.tuples, "values": pred.values}
+        if pred.stderr is not None:
+            arrays["stderr"] = pred.stderr
+        js, _ = write_result(out_stem, {"kind": "prediction", "architecture": spec.to_config(), "order": order,
+                                        "method": chosen, "label": pred.label, "wall_time_s": wall}, arrays)
+        out.print(f"wrote {js}")
+
+
 def _run_experiments(names: List[str], what: str):
     from .experiments import REGISTRY
 

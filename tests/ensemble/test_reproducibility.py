@@ -8,6 +8,7 @@ contract is bitwise identity, and a tolerance would hide a reduction-order or fo
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 
 import numpy as np
@@ -118,9 +119,13 @@ def _port_taken(port: int):
 def test_dask_embedded_local_cluster_gives_the_same_bits():
     """DaskExecutor() with no address starts (and closes) its own 2-worker LocalCluster — also when the
     default scheduler HTTP port 8787 is taken (a regression test: it used to warn and leak a socket,
-    which fails under filterwarnings=error)."""
+    which fails under filterwarnings=error) — and leaves the caller's environment as it found it."""
+    environ = dict(os.environ)
     with _port_taken(8787):
         got = measure(SPECS["mlp-64-64-tanh"](), X, CONFIG, executor=DaskExecutor())
+    # Regression: distributed's Nanny writes OMP_NUM_THREADS=1 etc. into the caller's os.environ, which then
+    # leaked into every later subprocess (making them single-threaded). The executor restores it.
+    assert dict(os.environ) == environ
     assert_bitwise_equal(got, reference("mlp-64-64-tanh"))
 
 

@@ -76,10 +76,14 @@ class EnsembleConfig:
         return min(self.chunk_size, self.n_networks - index * self.chunk_size)
 
     def blocks(self) -> list[list[int]]:
-        """Chunk indices of each block (contiguous ranges)."""
+        """Chunk indices of each block: contiguous ranges, a chunk going to the block that holds its
+        midpoint network, so a short last chunk joins its neighbours instead of forming a tiny block."""
         out: list[list[int]] = [[] for _ in range(self.n_blocks)]
         for c in range(self.n_chunks):
-            out[c * self.n_blocks // self.n_chunks].append(c)
+            mid2 = 2 * c * self.chunk_size + self.chunk_len(c)  # twice the midpoint, in networks
+            out[min(mid2 * self.n_blocks // (2 * self.n_networks), self.n_blocks - 1)].append(c)
+        check(all(out), "EnsembleConfig", f"{self.n_chunks} chunks for {self.n_blocks} blocks",
+              "at least one chunk per block (more networks or a smaller chunk_size)")
         return out
 
 
@@ -230,6 +234,8 @@ def _run_in_process(problem, config, blocks, batch_chunks, checkpoint, resume, e
         check(checkpoint is not None, "resume", True, "a checkpoint path to resume from")
         if Path(checkpoint).exists():
             next_chunk, done_blocks, stack = _load_checkpoint(Path(checkpoint), fp)
+        for stale in Path(checkpoint).parent.glob(f".{Path(checkpoint).name}.*.tmp"):
+            stale.unlink()  # a write interrupted by a kill; the checkpoint itself is whole (atomic rename)
     reducer = StreamingReducer(stack)
     last_save = time.monotonic()
     while next_chunk < config.n_chunks:

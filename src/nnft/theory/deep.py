@@ -217,38 +217,49 @@ def _factor(ks: Tensor) -> Tensor:
 
 @lru_cache(maxsize=8)
 def _gh_grid(r: int, degree: int) -> tuple[Tensor, Tensor]:
-    """Tensor Gauss–Hermite nodes (n, r) for N(0, I_r), pruned below 1e-18 of the largest weight."""
+    """Tensor Gauss–Hermite nodes (r, n) for N(0, I_r) and weights (n,), pruned below 1e-18 of the largest."""
     t, w = _hermite(degree)
     pts, wts = torch.cartesian_prod(*([t] * r)).reshape(-1, r), torch.cartesian_prod(*([w] * r)).reshape(-1, r)
     wts = wts.prod(1)
     keep = wts > 1e-18 * wts.max()
-    return pts[keep], wts[keep]
+    return pts[keep].T.contiguous(), wts[keep]
 
 
 @lru_cache(maxsize=8)
 def _sobol_directions(r: int, log2n: int, replicates: int, seed: int) -> Tensor:
-    """(R, 2^log2n, r) unit vectors from R independently scrambled Sobol sequences (uniform on S^{r−1})."""
+    """(R, r, 2^log2n) unit vectors from R independently scrambled Sobol sequences (uniform on S^{r−1})."""
     out = []
     for rep in range(replicates):
-        u = torch.quasirandom.SobolEngine(r, scramble=True, seed=seed * 1000 + rep).draw(2**log2n,
-                                                                                        dtype=torch.float64)
-        xi = torch.special.ndtri(u.clamp(1e-16, 1 - 1e-16))
-        out.append(xi / xi.norm(dim=1, keepdim=True))
+        engine = torch.quasirandom.SobolEngine(r, scramble=True, seed=seed * 1000 + rep)
+        xi = torch.special.ndtri(engine.draw(2**log2n, dtype=torch.float64).clamp(1e-16, 1 - 1e-16))
+        out.append((xi / xi.norm(dim=1, keepdim=True)).T)
     return torch.stack(out)
 
 
 def _angular_exact(lmat: Tensor) -> tuple[Tensor, Tensor]:
-    """Nodes on S^{r−1}, r ≤ 2, and weights exact for products of σ(L_k·e) with kinks where L_k·e = 0."""
+    """Nodes (r, n) on S^{r−1}, r ≤ 2, and weights exact for products of σ(L_k·e), kinks where L_k·e = 0."""
     if lmat.shape[1] == 1:
-        return torch.tensor([[1.0], [-1.0]]), torch.tensor([0.5, 0.5])
+        return torch.tensor([[1.0, -1.0]], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64)
     base = torch.atan2(lmat[:, 1], lmat[:, 0]) + math.pi / 2
-    kinks = torch.sort(torch.cat([torch.remainder(base, 2 * math.pi), torch.remainder(base + math.pi, 2 * math.pi),
-                                  torch.tensor([0.0, 2 * math.pi])])).values
+    kinks = torch.cat([torch.remainder(base, 2 * math.pi), torch.remainder(base + math.pi, 2 * math.pi),
+                       torch.tensor([0.0, 2 * math.pi], dtype=torch.float64)]).sort().values
     kinks = kinks[torch.cat([torch.tensor([True]), torch.diff(kinks) > 1e-14])]
     t, w = (torch.as_tensor(v) for v in np.polynomial.legendre.leggauss(40))
     lo, hi = kinks[:-1, None], kinks[1:, None]
     ang, wts = ((hi - lo) / 2 * t + (hi + lo) / 2).reshape(-1), ((hi - lo) / 2 * w / (2 * math.pi)).reshape(-1)
-    return torch.stack([torch.cos(ang), torch.sin(ang)], 1), wts
+    return torch.stack([torch.cos(ang), torch.sin(ang)]), wts
+
+
+def _subset_rule(act: Activation, lmat: Tensor, rule: dict):
+    """(nodes (r, n) or (R, r, n), weights (n,) or None for a plain mean, radial factor) for one subset."""
+    r = lmat.shape[1]
+    if act.smooth:
+        return (*_gh_grid(r, rule["degrees"][r - 1]), 1.0)
+    p = HOMOGENEOUS[act.name]
+    radial = 2 ** (2 * p) * math.gamma(r / 2 + 2 * p) / math.gamma(r / 2)  # E|ξ|^{4p}, ξ ~ N(0, I_r)
+    if r <= 2:
+        return (*_angular_exact(lmat), radial)
+    return _sobol_directions(r, rule["qmc_log2"], rule["replicates"], rule["seed"]), None, radial
 
 
 def _four_point(act: Activation, kmat: Tensor, rule: dict) -> Tensor:
@@ -258,31 +269,18 @@ def _four_point(act: Activation, kmat: Tensor, rule: dict) -> Tensor:
     groups: dict[tuple, list[int]] = {}
     for n, t in enumerate(tup):
         groups.setdefault(tuple(sorted(set(t.tolist()))), []).append(n)
-    reps = 1 if act.smooth else rule["replicates"]
-    out = torch.zeros(reps, len(tup), dtype=torch.float64)
+    out = torch.zeros(1 if act.smooth else rule["replicates"], len(tup), dtype=torch.float64)
     var = torch.diagonal(kmat)
     for subset, rows in groups.items():
-        s = torch.as_tensor(sorted(subset, key=lambda k: float(var[k])))
-        lmat = _factor(kmat[s][:, s])
-        r = lmat.shape[1]
+        s = sorted(subset, key=lambda k: float(var[k]))  # ascending variance: better-conditioned grids
         lut = np.full(m, -1)
-        lut[s.numpy()] = np.arange(len(s))
-        loc = torch.as_tensor(lut[tup[rows]])
-        if act.smooth:
-            nodes, wts = _gh_grid(r, rule["degrees"][r - 1])
-            radial = 1.0
-        elif r <= 2:
-            nodes, wts = _angular_exact(lmat)
-        else:
-            nodes = _sobol_directions(r, rule["qmc_log2"], reps, rule["seed"])
-            wts = None
-        if not act.smooth:
-            p = HOMOGENEOUS[act.name]
-            radial = 2 ** (2 * p) * math.gamma(r / 2 + 2 * p) / math.gamma(r / 2)
-        phi = act(nodes @ lmat.T, var[s])  # (..., n, s)
-        prod = phi[..., loc[:, 0]] * phi[..., loc[:, 1]] * phi[..., loc[:, 2]] * phi[..., loc[:, 3]]
-        val = prod.mean(-2) if wts is None else wts @ prod
-        out[:, rows] = radial * val
+        lut[s] = np.arange(len(s))
+        loc = lut[tup[rows]].tolist()
+        lmat = _factor(kmat[s][:, s])
+        nodes, wts, radial = _subset_rule(act, lmat, rule)
+        phi = act(lmat @ nodes, var[s][:, None])  # (..., s, n)
+        prod = torch.stack([phi[..., a, :] * phi[..., b, :] * phi[..., c, :] * phi[..., d, :] for a, b, c, d in loc], -2)
+        out[:, rows] = radial * (prod.mean(-1) if wts is None else prod @ wts)
     return out
 
 
@@ -332,7 +330,7 @@ def deep_correlators(spec: Architecture, x, *, order: int = 4, pair_degree: int 
     xu, inverse = torch.unique(xt, dim=0, return_inverse=True)
     inverse = inverse.numpy()
     mu, m = xu.shape[0], xt.shape[0]
-    pairs = sorted_tuples(mu, 2)
+    pairs = sorted_tuples(mu, 2).copy()  # writable: torch warns on read-only arrays
     pi, pj = torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])
     p4 = np.concatenate([np.repeat(pairs, len(pairs), 0), np.tile(pairs, (len(pairs), 1))], 1)
     idx4 = torch.as_tensor(tuple_rank(np.sort(p4, 1), mu)).reshape(len(pairs), len(pairs))
@@ -342,7 +340,7 @@ def deep_correlators(spec: Architecture, x, *, order: int = 4, pair_degree: int 
     vertex = torch.zeros(1, len(pairs), len(pairs), dtype=torch.float64)
     k1 = torch.zeros(1, len(pairs), dtype=torch.float64)
     pmap = _pair_map(inverse, mu)
-    full_pairs = sorted_tuples(m, 2)
+    full_pairs = sorted_tuples(m, 2).copy()
     history = []
 
     def record(layer: int, kmat, vertex, k1):
