@@ -36,16 +36,14 @@ __all__ = ["coupling_integral", "quartic_coupling", "running", "six_point_predic
 Domain = Literal["ball", "cube"]
 
 
-def _radial_nodes(cutoff: float, scale: float, n: int = 160) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss–Legendre nodes on [0, Λ], split at the input scale and geometrically beyond it, so both the
-    structure near the inputs and the far field are resolved for any Λ up to ~1e6."""
+def _radial_nodes(cutoff: float, scale: float, per_segment: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes on [0, Λ] on geometric segments [h 2^k, h 2^{k+1}] (h = half the input scale,
+    at most 1/2): both the structure near the inputs and the far field are resolved for any Λ."""
+    h = max(min(scale, 1.0), 1e-3) / 2
     edges = [0.0]
-    r = max(4.0 * scale, 1e-3)
-    while r < cutoff:
-        edges.append(r)
-        r *= 4.0
-    edges.append(cutoff)
-    t, w = np.polynomial.legendre.leggauss(n // 4 if len(edges) > 6 else n)
+    while edges[-1] * 1.0001 < cutoff:
+        edges.append(min(cutoff, h if len(edges) == 1 else 2 * edges[-1]))
+    t, w = np.polynomial.legendre.leggauss(per_segment)
     nodes, weights = [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         nodes.append((hi - lo) / 2 * t + (hi + lo) / 2)
@@ -53,9 +51,17 @@ def _radial_nodes(cutoff: float, scale: float, n: int = 160) -> tuple[np.ndarray
     return np.concatenate(nodes), np.concatenate(weights)
 
 
+_MAX_POINTS = 20_000_000
+
+
 def _grid(d: int, cutoff: float, scale: float, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes (P, d) and weights (P,) for ∫ d^dx over the ball |x| < Λ or the cube [−Λ, Λ]^d."""
-    r, wr = _radial_nodes(cutoff, scale)
+    check(d <= 3, "d_in", d, "1, 2 or 3 (the coupling integral is a d-dimensional quadrature)")
+    per_segment = {1: 24, 2: 16, 3: 16 if domain == "ball" else 8}[d]
+    r, wr = _radial_nodes(cutoff, scale, per_segment)
+    if domain == "cube" and d > 1:
+        check((2 * len(r)) ** d <= _MAX_POINTS, "domain", "cube",
+              f"'ball' for d = {d} at cutoff {cutoff:g} (the cube grid would need {(2 * len(r)) ** d:.2g} points)")
     if d == 1 or domain == "cube":
         line = np.concatenate([-r[::-1], r])
         wline = np.concatenate([wr[::-1], wr])
@@ -79,7 +85,7 @@ def _grid(d: int, cutoff: float, scale: float, domain: Domain) -> tuple[np.ndarr
         pts = (r[:, None, None] * dirs[None]).reshape(-1, 3)
         w = np.outer(wr * r**2, wdir).ravel()
         return pts, w
-    raise fail("d_in", d, "1, 2 or 3 for the ball integral (use domain='cube' for d > 3)")
+    raise AssertionError("unreachable")
 
 
 def coupling_integral(spec: Architecture, x, cutoff: float, *, domain: Domain = "ball",
@@ -93,9 +99,15 @@ def coupling_integral(spec: Architecture, x, cutoff: float, *, domain: Domain = 
     x = as_inputs(x, spec.d_in, "x")
     scale = float(x.abs().max()) if x.numel() else 1.0
     pts, w = _grid(spec.d_in, float(cutoff), scale, domain)
-    kx = kernels(spec, torch.from_numpy(pts), x).nngp.numpy()  # (P, M)
-    acc = Accumulator.from_samples(kx, order, weights=w)
-    return acc.sums[order - 1]
+    total = None
+    for s in range(0, len(pts), _BLOCK):  # bounded memory for d = 3 grids
+        kx = kernels(spec, torch.from_numpy(pts[s:s + _BLOCK]), x).nngp.numpy()  # (P, M)
+        acc = Accumulator.from_samples(kx, order, weights=w[s:s + _BLOCK])
+        total = acc if total is None else total + acc
+    return total.sums[order - 1]
+
+
+_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)

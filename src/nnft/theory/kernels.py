@@ -157,6 +157,21 @@ def first_layer_expectation(spec: Architecture, x1: Tensor, x2: Tensor, *, which
     return val, err, "monte carlo"
 
 
+def first_layer_diagonal(spec: Architecture, x: Tensor, *, mc_samples: int = 1 << 20, seed: int = 0) -> Tensor:
+    """E_θ[g(z(x))²] at each input (the diagonal of :func:`first_layer_expectation`) in O(M) memory."""
+    first, d = spec.layers[0], spec.d_in
+    if spec.gaussian_first_layer:
+        a = first.bias_var + first.weight_var(d) * (x * x).sum(1)
+        return dual_kernel(spec.activation, a, a, a)
+    if _is_phase_layer(spec):
+        return torch.full((x.shape[0],), 0.5 * float(_radial_cos_average(spec, np.zeros(1))[0]), dtype=torch.float64)
+    from ..ensemble.sampling import sample_first_layer_features
+
+    gen = torch.Generator().manual_seed(seed)
+    f, _ = sample_first_layer_features(spec, x, x[:1], mc_samples, gen)
+    return (f * f).mean(0)
+
+
 def _sigma_w2(spec: Architecture, l: int) -> float:
     """σ_W² = fan_in · E[W²] for layer l ≥ 1 (requires fan-in scaling for a width limit)."""
     layer = spec.layers[l]
@@ -192,8 +207,8 @@ def kernels(spec: Architecture, x1, x2=None, *, ntk: bool = False, quadrature_de
     # layer-1 post-activation expectations: cross, and the two diagonals
     fl = dict(mc_samples=mc_samples, quadrature_degree=quadrature_degree)
     e12, err12, method = first_layer_expectation(spec, x1, x2, seed=seed, **fl)
-    e11 = first_layer_expectation(spec, x1, x1, seed=seed, **fl)[0].diagonal()
-    e22 = e11 if same else first_layer_expectation(spec, x2, x2, seed=seed, **fl)[0].diagonal()
+    e11 = first_layer_diagonal(spec, x1, mc_samples=mc_samples, seed=seed)
+    e22 = e11 if same else first_layer_diagonal(spec, x2, mc_samples=mc_samples, seed=seed)
     theta = None
     if ntk:
         d12 = first_layer_expectation(spec, x1, x2, which="derivative", seed=seed + 1, **fl)[0]
@@ -239,7 +254,7 @@ def preactivation_variances(spec: Architecture, x) -> list[Tensor]:
     out = [q]
     if spec.depth == 1:
         return out
-    e = first_layer_expectation(spec, x, x)[0].diagonal()
+    e = first_layer_diagonal(spec, x)
     for l in range(1, spec.depth):
         q = spec.layers[l].bias_var + _sigma_w2(spec, l) * e
         out.append(q)
