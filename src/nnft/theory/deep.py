@@ -295,17 +295,40 @@ def _step(act, kmat, vertex, k1, cw, cb, ratio, pairs, idx4, rule):
         new_v = new_v + ratio * cw**2 * jac @ vertex @ jac.T
         h_v = (hess * vertex[:, idx[:, :, None], idx[:, None, :]]).sum((-1, -2))
         new_k1 = ratio * cw * (k1 @ jac.T + 0.5 * h_v)
-    i, j = torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])
-    new_k = torch.empty_like(kmat)
-    new_k[i, j] = cb + cw * f
-    new_k[j, i] = cb + cw * f
-    return new_k, new_v, new_k1
+    return _symmetric(cb + cw * f, kmat.shape[0]), new_v, new_k1
 
 
-def _pair_map(inverse: np.ndarray, m_unique: int) -> Tensor:
-    """Rank (among unique-input pairs) of every sorted pair of the original inputs."""
-    p = sorted_tuples(len(inverse), 2)
-    return torch.as_tensor(tuple_rank(np.sort(inverse[p], 1), m_unique))
+def _pair_index(m: int) -> Tensor:
+    """(2, P) input indices of the sorted pairs of m inputs, colex order."""
+    return torch.tensor(sorted_tuples(m, 2).T.copy())
+
+
+def _symmetric(values: Tensor, m: int) -> Tensor:
+    """(m, m) symmetric matrix from its values on the sorted pairs."""
+    (i, j), out = _pair_index(m), values.new_zeros(m, m)
+    out[i, j] = values
+    out[j, i] = values
+    return out
+
+
+def _recursion(act: Activation, kmat: Tensor, cws, cbs, widths, rule: dict) -> list:
+    """[(K (M, M), V (R, P, P), K1 (R, P))] for layers ℓ = 1..L+1, on the inputs of K^(1) = ``kmat``."""
+    m = kmat.shape[0]
+    pairs = sorted_tuples(m, 2).copy()  # writable: torch warns on read-only arrays
+    quads = np.concatenate([np.repeat(pairs, len(pairs), 0), np.tile(pairs, (len(pairs), 1))], 1)
+    idx4 = torch.as_tensor(tuple_rank(np.sort(quads, 1), m)).reshape(len(pairs), len(pairs))
+    states = [(kmat, kmat.new_zeros(1, len(pairs), len(pairs)), kmat.new_zeros(1, len(pairs)))]
+    for l in range(1, len(widths)):
+        ratio = widths[l] / widths[l - 1] if l >= 2 else 0.0  # n_l/n_{l−1}; V^(1) = K1^(1) = 0 anyway
+        states.append(_step(act, *states[-1], cws[l], cbs[l], ratio, pairs, idx4, rule))
+    return states
+
+
+def _pairing_sum(vertex: Tensor, m: int) -> Tensor:
+    """Σ over the 3 pairings of V_{(t_i t_j)(t_k t_l)} on every sorted 4-tuple t: (R, P, P) → (R, T)."""
+    tup = sorted_tuples(m, 4)
+    rank = lambda cols: torch.as_tensor(tuple_rank(np.sort(tup[:, list(cols)], 1), m))  # noqa: E731
+    return sum(vertex[:, rank(p[0]), rank(p[1])] for p in pairings(4))
 
 
 def deep_correlators(spec: Architecture, x, *, order: int = 4, pair_degree: int = 160,
@@ -316,10 +339,15 @@ def deep_correlators(spec: Architecture, x, *, order: int = 4, pair_degree: int 
     Parameters: ``pair_degree`` Gauss–Hermite nodes per dimension for pair expectations (smooth σ);
     ``degrees`` nodes per dimension for four-point expectations of rank r = 1..4 (smooth σ);
     ``qmc_log2``, ``qmc_replicates``, ``seed``: the randomized QMC of rank-3/4 angular averages (kinked σ).
-    References: arXiv:2106.10165 ch. 4 (V and G^{{1}} recursions), arXiv:1910.00019. Example:
+    ``order`` = 2 skips building ``connected4`` (V is needed for K1 anyway). Coincident inputs are merged
+    before the recursion and the results expanded back. References: arXiv:2106.10165 ch. 4 (recursions for
+    V^(ℓ) and G^{{1}(ℓ)}), arXiv:1910.00019 (Yaida, "Non-Gaussian processes and neural networks at finite
+    widths"). Example — ReLU, C_W = 2, C_b = 0, two hidden layers of width 64: κ4 n/K² = 15 L = 30,
 
-    >>> th = deep_correlators(nnft.mlp(1, [64, 64], activation="tanh"), [[0.5], [1.0]])  # doctest: +SKIP
-    >>> th.connected4.values   # (1/64) Σ_pairings V^(3)
+    >>> import nnft
+    >>> th = deep_correlators(nnft.mlp(1, [64, 64], activation="relu", sigma_w=2**0.5, sigma_b=0.0), [[1.0]])
+    >>> round(float(th.connected4.values[0]) * 64 / th.kernel.item() ** 2, 9)
+    30.0
     """
     check(order in (2, 4), "order", order, "2 or 4")
     cws, cbs = _layer_constants(spec)
@@ -328,53 +356,26 @@ def deep_correlators(spec: Architecture, x, *, order: int = 4, pair_degree: int 
           f"a smooth activation or one of {sorted(HOMOGENEOUS)}")
     xt = as_inputs(x, spec.d_in, "x")
     xu, inverse = torch.unique(xt, dim=0, return_inverse=True)
-    inverse = inverse.numpy()
-    mu, m = xu.shape[0], xt.shape[0]
-    pairs = sorted_tuples(mu, 2).copy()  # writable: torch warns on read-only arrays
-    pi, pj = torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])
-    p4 = np.concatenate([np.repeat(pairs, len(pairs), 0), np.tile(pairs, (len(pairs), 1))], 1)
-    idx4 = torch.as_tensor(tuple_rank(np.sort(p4, 1), mu)).reshape(len(pairs), len(pairs))
+    m = xt.shape[0]
     rule = dict(pair_degree=pair_degree, degrees=degrees, qmc_log2=qmc_log2, replicates=qmc_replicates, seed=seed)
     widths = (spec.d_in,) + spec.hidden_widths
-    kmat = cbs[0] + cws[0] / spec.d_in * xu @ xu.T
-    vertex = torch.zeros(1, len(pairs), len(pairs), dtype=torch.float64)
-    k1 = torch.zeros(1, len(pairs), dtype=torch.float64)
-    pmap = _pair_map(inverse, mu)
-    full_pairs = sorted_tuples(m, 2).copy()
-    history = []
-
-    def record(layer: int, kmat, vertex, k1):
-        k1m = torch.zeros(mu, mu, dtype=torch.float64)
-        k1m[pi, pj] = k1.mean(0)
-        k1m[pj, pi] = k1.mean(0)
-        inv = torch.as_tensor(inverse)
-        history.append(LayerTheory(layer, widths[layer - 1], kmat[inv][:, inv], k1m[inv][:, inv],
-                                   vertex.mean(0)[pmap][:, pmap]))
-
-    record(1, kmat, vertex, k1)
-    for l in range(1, spec.depth + 1):
-        ratio = widths[l] / widths[l - 1] if l >= 2 else 0.0
-        kmat, vertex, k1 = _step(act, kmat, vertex, k1, cws[l], cbs[l], ratio, pairs, idx4, rule)
-        record(l + 1, kmat, vertex, k1)
-    n_last = widths[-1]
-    reps = vertex.shape[0]
+    states = _recursion(act, cbs[0] + cws[0] / spec.d_in * xu @ xu.T, cws, cbs, widths, rule)
+    pmap = torch.as_tensor(tuple_rank(np.sort(inverse.numpy()[sorted_tuples(m, 2)], 1), xu.shape[0]))
+    layers = tuple(LayerTheory(l + 1, widths[l], k[inverse][:, inverse], _symmetric(k1.mean(0)[pmap], m),
+                               v.mean(0)[pmap][:, pmap]) for l, (k, v, k1) in enumerate(states))
+    _, vertex, k1 = states[-1]
+    vertex, k1, n_last, reps = vertex[:, pmap][:, :, pmap], k1[:, pmap], widths[-1], vertex.shape[0]
     sem = (lambda v: v.std(0) / math.sqrt(reps)) if reps > 1 else (lambda v: None)  # noqa: E731
-    v_full = vertex[:, pmap][:, :, pmap]
-    out = history[-1]
-    fi, fj = torch.as_tensor(full_pairs[:, 0]), torch.as_tensor(full_pairs[:, 1])
-    g2_reps = out.kernel[fi, fj] + k1[:, pmap] / n_last
-    method = ("Gauss–Hermite" if act.smooth else "exact radial × (exact or RQMC angular)") + \
-        f"; {spec.depth} hidden layers"
-    make = lambda n, reps_: Correlators(  # noqa: E731
-        order=n, connected=True, values=reps_.mean(0).numpy(), n_sites=m, source="predicted",
-        label=f"deep O(1/N) theory, n_L={n_last}", stderr=None if reps == 1 else sem(reps_).numpy(),
-        width_order="1/N")
-    g4 = None
-    if order == 4:
-        tup = sorted_tuples(m, 4)
-        g4_reps = sum(v_full[:, torch.as_tensor(tuple_rank(np.sort(tup[:, list(p[0])], 1), m)),
-                             torch.as_tensor(tuple_rank(np.sort(tup[:, list(p[1])], 1), m))]
-                      for p in pairings(4)) / n_last
-        g4 = make(4, g4_reps)
-    return DeepTheory(out.kernel, out.kernel_correction, out.vertex, sem(v_full), make(2, g2_reps), g4,
-                      tuple(history), n_last, method)
+
+    def correlator(n: int, replicates: Tensor) -> Correlators:
+        err = sem(replicates)
+        return Correlators(order=n, connected=True, values=replicates.mean(0).numpy(), n_sites=m,
+                           source="predicted", label=f"deep O(1/N) theory, n_L={n_last}",
+                           stderr=None if err is None else err.numpy(), width_order="1/N")
+
+    i, j = _pair_index(m)
+    g2 = correlator(2, layers[-1].kernel[i, j] + k1 / n_last)
+    g4 = correlator(4, _pairing_sum(vertex, m) / n_last) if order == 4 else None
+    method = "Gauss–Hermite" if act.smooth else "exact radial × (exact or randomized-QMC) angular quadrature"
+    return DeepTheory(layers[-1].kernel, layers[-1].kernel_correction, layers[-1].vertex, sem(vertex), g2, g4,
+                      layers, n_last, method)
