@@ -14,6 +14,7 @@ from .spec import NTK as NTK, STANDARD as STANDARD, Activation as Activation, Ar
 from .spec import Layer as Layer, Normal as Normal, Uniform as Uniform, UniformBall as UniformBall, mlp as mlp
 from .spec import cos_net as cos_net, erf_net as erf_net, gauss_net as gauss_net, relu_net as relu_net
 from .spec import scalar_net as scalar_net
+from .theory import deep_correlators as deep_correlators, single_layer_correlators as single_layer_correlators
 from .theory import gaussian_correlators as gaussian_correlators, kernels as kernels, nngp as nngp, ntk as ntk
 
 try:
@@ -24,4 +25,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = ["Comparison", "compare", "Correlators", "DaskExecutor", "EnsembleConfig", "InProcess", "Measurement",
            "measure", "ConfigError", "NonGaussianInputError", "NTK", "STANDARD", "Activation", "Architecture",
            "Layer", "Normal", "Uniform", "UniformBall", "mlp", "cos_net", "erf_net", "gauss_net", "relu_net",
-           "scalar_net", "gaussian_correlators", "kernels", "nngp", "ntk", "__version__"]
+           "scalar_net", "gaussian_correlators", "kernels", "nngp", "ntk", "deep_correlators",
+           "single_layer_correlators", "__version__"]

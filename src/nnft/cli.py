@@ -121,6 +121,8 @@ def ensemble(preset: str = PresetOpt, width: int = typer.Option(100), d: int = t
              scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
              workers: int = typer.Option(2, help="LocalCluster workers."),
              batch_chunks: int = typer.Option(4, help="Chunks per vectorized batch (speed only)."),
+             sampler: str = typer.Option("networks", help="networks, or conditional (deep Gaussian MLPs, "
+                                                          "layer by layer on the fixed inputs)."),
              out_stem: Path = typer.Option(Path("results/ensemble"), "--out", help="Write STEM.json + STEM.npz."),
              resume: bool = typer.Option(False, "--resume", help="Continue from STEM.ckpt.npz after an interruption."),
              ) -> None:
@@ -133,7 +135,7 @@ def ensemble(preset: str = PresetOpt, width: int = typer.Option(100), d: int = t
     spec = _spec(preset, width, d, config)
     xs = _parse_inputs(x, x_file, spec.d_in)
     cfg = EnsembleConfig(n_networks=n_networks, chunk_size=chunk_size, n_blocks=n_blocks, seed=seed,
-                         max_order=max_order, estimator=estimator)
+                         max_order=max_order, estimator=estimator, sampler=sampler)
     check(executor in ("inprocess", "dask"), "--executor", executor, "inprocess or dask")
     ex = InProcess(batch_chunks) if executor == "inprocess" else DaskExecutor(scheduler, workers)
     check(not (resume and executor == "dask"), "--resume", True, "the inprocess executor only")

@@ -23,21 +23,17 @@ bitwise independent of the batch size and the executor, as for ``measure``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
-from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
 from ..errors import check
 from ..spec import Architecture, Normal
-from ..theory.kernels import as_inputs
-from .executors import DaskExecutor, InProcess
-from .measure import EnsembleConfig, Measurement, _finalize, _fingerprint, _Problem, _run_in_process
+from .measure import EnsembleConfig, Measurement, _Problem, measure
 from .sampling import chunk_generator, sample_networks
 
-__all__ = ["measure_conditional", "psd_factor", "sample_last_hidden"]
+__all__ = ["ConditionalProblem", "measure_conditional", "psd_factor", "sample_last_hidden"]
 
 Tensor = torch.Tensor
 
@@ -86,8 +82,12 @@ def sample_last_hidden(spec: Architecture, x: Tensor, n: int, generator: torch.G
     return h
 
 
-class _ConditionalProblem(_Problem):
+class ConditionalProblem(_Problem):
     """``measure``'s chunk problem with the layerwise conditional sampler in place of whole networks."""
+
+    def __init__(self, spec: Architecture, x: Tensor, config: EnsembleConfig) -> None:
+        _check_spec(spec)
+        super().__init__(spec, x, config)
 
     def chunks(self, indices: list[int]):
         from .accumulator import Accumulator
@@ -107,33 +107,6 @@ class _ConditionalProblem(_Problem):
         return phi.transpose(1, 2).reshape(n, -1).numpy()
 
 
-def measure_conditional(spec: Architecture, x, config: EnsembleConfig, *,
-                        executor: InProcess | DaskExecutor = InProcess(), checkpoint: Optional[Path] = None,
-                        resume: bool = False, checkpoint_every_s: float = 5.0,
-                        progress: Optional[Callable[[int, int], None]] = None) -> Measurement:
-    """Like :func:`nnft.measure` (same config, errors, checkpoints and result type) for deep Gaussian MLPs,
-    sampled layer by layer conditionally on the fixed inputs x (module docstring). Exact in distribution;
-    at width n and M inputs about n/M times cheaper per network than sampling whole networks."""
-    check(isinstance(spec, Architecture), "spec", spec, "an Architecture")
-    check(isinstance(config, EnsembleConfig), "config", config, "an EnsembleConfig")
-    _check_spec(spec)
-    xt = as_inputs(x, spec.d_in, "x")
-    problem = _ConditionalProblem(spec, xt, config)
-    t0 = time.perf_counter()
-    blocks = config.blocks()
-    report = (lambda k: progress(min(k, config.n_networks), config.n_networks)) if progress is not None else None
-    if isinstance(executor, DaskExecutor):
-        check(checkpoint is None, "checkpoint", str(checkpoint), "None with the Dask executor (in-process only)")
-        block_accs = executor.run_blocks(problem.chunk, blocks,
-                                         None if report is None else (lambda c: report(c * config.chunk_size)))
-    else:
-        check(isinstance(executor, InProcess), "executor", executor, "InProcess() or DaskExecutor(...)")
-        fp = "conditional-" + _fingerprint(spec, xt.numpy(), config)
-        block_accs = _run_in_process(problem, config, blocks, executor.batch_chunks, checkpoint, resume,
-                                     checkpoint_every_s, fp, report)
-    result = _finalize(problem, block_accs, xt, time.perf_counter() - t0)
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
-    label = f"conditional ensemble ({config.estimator})"
-    relabel = lambda group: {n: replace(c, label=label) for n, c in group.items()}  # noqa: E731
-    return replace(result, moments=relabel(result.moments), connected=relabel(result.connected))
+def measure_conditional(spec: Architecture, x, config: EnsembleConfig, **kwargs) -> Measurement:
+    """:func:`nnft.measure` with ``config.sampler = "conditional"`` (same errors, checkpoints, result type)."""
+    return measure(spec, x, replace(config, sampler="conditional"), **kwargs)

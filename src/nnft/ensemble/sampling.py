@@ -7,33 +7,42 @@ numpy's SeedSequence (:func:`chunk_generator`), so the k-th chunk is the same ne
 size, thread count or executor. :func:`sample_networks` first draws a 64-bit chunk key from that generator;
 network j of the chunk gets the key k_j = mix(chunk key + (j + 1) γ) and each parameter block (layer l:
 block 2l = weights, 2l + 1 = bias) its own key k_jb = mix(k_j + (b + 1) γ'). Normal-density entries are
-then a counter-based stream: hash t of a block of P entries is h_t = mix(k_jb + (t + 1) γ) (SplitMix64:
-γ the golden gamma, ``mix`` Stafford's variant-13 finalizer), and one Box–Muller pair (r cos θ, r sin θ),
-r = sqrt(−2 ln u₁), θ = 2π u₂ from the high and low 32 bits of h_t, gives entries t and t + ⌈P/2⌉. The
-transform is branch-free (polynomial log / sin / cos, float64, relative error < 1e-15), so it vectorizes.
-Every Normal entry is therefore a pure function of (seed, chunk index, network index, layer, weight or
+a counter-based stream: hash t of a block of P entries is h_t = mix(k_jb + (t + 1) γ) (SplitMix64: γ the
+golden gamma, ``mix`` Stafford's variant-13 finalizer), and one Box–Muller pair (r cos θ, r sin θ),
+r = sqrt(−2 ln u₁), θ = 2π u₂ with u₁, u₂ from the high and low 32 bits of h_t, gives entries t and
+t + ⌈P/2⌉. The transform is branch-free (float64 polynomial log / sin / cos, |error| < 2e-15 · r), so it
+vectorizes. Every Normal entry is a pure function of (seed, chunk index, network index, layer, weight or
 bias, entry index): it does not depend on the batch, the thread count, the chunk size or on which other
-parameters are generated, so the fused evaluation below can generate the parameters it needs on the fly
+parameters are generated, so the fused evaluation below generates the parameters it needs on the fly
 (and the readout estimator never generates readout weights). An entry is stored as ``dtype(z · s)`` with
-s = std · weight_scale in float64. Non-Normal densities (Uniform, UniformBall, Sampled) draw from the
-chunk's torch.Generator after the key, in the fixed order: for each layer, weights then bias.
+s = std · weight_scale (float64); the float32 and float64 networks of a seed agree to float32 rounding.
+Non-Normal densities (Uniform, UniformBall, Sampled) draw from the chunk's torch.Generator after the key,
+in the fixed order: for each layer, weights then bias.
 
 Evaluation
 ----------
 The general path is torch (elementwise input layer, matmul / bmm after it; per-network results do not
-depend on the batch size or the thread count). A single-hidden-layer float32 erf network (no amplitude)
-takes a fused numba path, whatever its densities: per network, z = Σ_k W_ik x_k + b_i in float32 (that
-summation order), h = erf(z), φ = Σ_i W_oi h_i + b_o accumulated in float64 with 8 interleaved partial
-sums combined in a fixed order, then rounded to float32. The fused path reads the parameters from the
+depend on the batch size or the thread count). A single-hidden-layer float32 erf network without
+amplitude takes a fused numba path, whatever its densities. Per network: z_i = Σ_k W_ik x_k + b_i in
+float32, in k order; h_i = erf(z_i); φ_o = Σ_i W_oi h_i + b_o accumulated in float64 with 8 interleaved
+partial sums combined in a fixed order, rounded to float32 (multiply-adds may be fused into FMAs: that is
+fixed at compile time and the same for every network). The fused path reads the parameters from the
 counter streams when the batch came from :func:`sample_networks` with Normal densities, and from the
-materialized tensors otherwise; both give bitwise identical results, since the values and the arithmetic
-are the same. erf is a 6/7-degree rational x P(x²)/Q(x²) evaluated in float64, clamped at |x| = 4 and
-rounded to float32: |erf32(x) − erf(x)| ≤ 2e-9 (fit) + 1.6e-8 (clamp) + 3e-8 (float32 rounding) < 5e-8
-for every float32 x (measured maximum on a dense grid: 3.2e-8; torch.erf: 6e-8).
+materialized tensors otherwise, with bitwise identical results. erf is a 6/7-degree rational x P(x²)/Q(x²)
+evaluated in float64, clamped at |x| = 4 and rounded to float32: |erf32(x) − erf(x)| ≤ 2e-9 (fit) +
+1.6e-8 (clamp) + 3e-8 (float32 rounding) < 5e-8 for every float32 x (measured maximum on a dense grid
+3.2e-8; torch.erf 6e-8). There, ``evaluate(..., return_hidden=True)`` returns the (exact float32) hidden
+values as float64 in (B, M, n) memory order, the layout a Gram product wants, and :func:`hidden_gram`
+returns Σ_i h_i(x) h_i(x') without materializing h at all.
+
+The numba kernels release the GIL and run on ``torch.get_num_threads()`` Python threads, which take
+contiguous pieces of the batch in turn; networks are independent, so neither the split nor the thread count
+changes a bit.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -179,20 +188,31 @@ def _box_muller(h):
     return r * (cx * sign_c), r * (sx * sign_s)
 
 
+# Loops run over padded lengths (scratch arrays are padded) so that they vectorize without a scalar
+# remainder: Box–Muller pairs in multiples of _PAD_PAIRS, hidden units in multiples of _PAD_UNITS.
+_PAD_PAIRS = 8
+_PAD_UNITS = 16
+
+
 @njit(inline="always")
-def _fill_block(key, scale, out, size):
+def _padded(n, pad):
+    return (n + pad - 1) // pad * pad
+
+
+@njit(inline="always")
+def _fill_block(key, scale, out, size, lo, hi):
     """out[0:size] = dtype(scale · z_t), z_t the t-th normal of the block stream ``key``: hash t gives
-    entries t and t + ⌈size/2⌉ (writing the halves through separate views lets the loop vectorize)."""
+    entries t (cos) and t + ⌈size/2⌉ (sin). lo, hi: scratch of out's dtype, of length at least
+    _padded(⌈size/2⌉, _PAD_PAIRS) (the pair loop runs over that length: no scalar remainder)."""
     half = (size + 1) // 2
-    lo = out[:half]
-    hi = out[half:size]
-    for t in range(size // 2):
+    for t in range(_padded(half, _PAD_PAIRS)):
         z0, z1 = _box_muller(_mix(key + np.uint64(t + 1) * _GAMMA))
         lo[t] = z0 * scale
         hi[t] = z1 * scale
-    if size % 2 == 1:
-        z0, z1 = _box_muller(_mix(key + np.uint64(half) * _GAMMA))
-        lo[half - 1] = z0 * scale
+    for t in range(half):
+        out[t] = lo[t]
+    for t in range(size - half):
+        out[half + t] = hi[t]
 
 
 @njit(cache=True, error_model="numpy")
@@ -207,8 +227,10 @@ def _network_keys(chunk_key, n):
 def _materialize(keys, block, scale, out, j0, j1):
     """out[j, :] = the Normal block ``block`` of network j, j0 <= j < j1 (out (B, P) float32 or float64)."""
     size = out.shape[1]
+    lo = np.empty(_padded((size + 1) // 2, _PAD_PAIRS), out.dtype)
+    hi = np.empty_like(lo)
     for j in range(j0, j1):
-        _fill_block(_block_key(keys[j], block), scale, out[j], size)
+        _fill_block(_block_key(keys[j], block), scale, out[j], size, lo, hi)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -246,27 +268,39 @@ def _erf32(z):
 
 
 @njit(inline="always")
-def _hidden(w0, b0, x, h, z, n):
-    """h[m, i] = erf(Σ_k w0[i, k] x[m, k] + b0[i]) in float32, summed in k order (w0 flat (n·d), h (M, n))."""
+def _hidden(wt, b0, x, h, z):
+    """h[m, i] = erf(Σ_k wt[k, i] x[m, k] + b0[i]) in float32, summed in k order, for i < the padded
+    width of wt (d, n_pad), b0 (n_pad,), h (M, n_pad); z: float32 scratch (n_pad,)."""
     m_pts, d = x.shape
-    if d == 1:
-        for m in range(m_pts):
-            xm = x[m, 0]
-            hm = h[m]
-            for i in range(n):
-                hm[i] = _erf32(w0[i] * xm + b0[i])
-        return
+    n_pad = b0.shape[0]
+    w_0 = wt[0]
     for m in range(m_pts):
-        x0 = x[m, 0]
-        for i in range(n):
-            z[i] = w0[i * d] * x0
-        for k in range(1, d):
-            xk = x[m, k]
-            for i in range(n):
-                z[i] = z[i] + w0[i * d + k] * xk
         hm = h[m]
+        x0 = x[m, 0]
+        if d == 1:
+            for i in range(n_pad):
+                hm[i] = _erf32(w_0[i] * x0 + b0[i])
+        else:
+            for i in range(n_pad):
+                z[i] = w_0[i] * x0
+            for k in range(1, d):
+                xk = x[m, k]
+                w_k = wt[k]
+                for i in range(n_pad):
+                    z[i] = z[i] + w_k[i] * xk
+            for i in range(n_pad):
+                hm[i] = _erf32(z[i] + b0[i])
+
+
+@njit(inline="always")
+def _load_first_layer(w0, b0, wt, bp, n, d):
+    """Padded, transposed first layer: wt[k, i] = w0[i·d + k], bp[i] = b0[i] (zero beyond n)."""
+    for k in range(d):
+        wk = wt[k]
         for i in range(n):
-            hm[i] = _erf32(z[i] + b0[i])
+            wk[i] = w0[i * d + k]
+    for i in range(n):
+        bp[i] = b0[i]
 
 
 @njit(inline="always")
@@ -318,28 +352,43 @@ def _erf1_streams(keys, x, n, d_out, s_w0, s_b0, s_w1, s_b1, mode, out, j0, j1):
     """Fused sampling + evaluation from the counter streams; a scale < 0 means 'no bias'. ``out`` is φ
     (B, M, d_out) float32 (mode 0), h (B, M, n) float64 (mode 1) or the Gram h hᵀ (B, M, M) (mode 2)."""
     m_pts, d = x.shape
+    n_pad = _padded(n, _PAD_UNITS)
+    lo = np.empty(_padded((max(n * d, n * d_out) + 1) // 2, _PAD_PAIRS), np.float32)
+    hi = np.empty_like(lo)
     w0 = np.empty(n * d, np.float32)
     b0 = np.zeros(n, np.float32)
+    wt = np.zeros((d, n_pad), np.float32)
+    bp = np.zeros(n_pad, np.float32)
     w1 = np.empty(n * d_out, np.float32)
     b1 = np.zeros(d_out, np.float32)
-    h = np.empty((m_pts, n), np.float64)
-    z = np.empty(n, np.float32)
+    h = np.empty((m_pts, n_pad), np.float64)
+    z = np.empty(n_pad, np.float32)
     for j in range(j0, j1):
         key = keys[j]
-        _fill_block(_block_key(key, 0), s_w0, w0, n * d)
+        _fill_block(_block_key(key, 0), s_w0, w0, n * d, lo, hi)
         if s_b0 >= 0.0:
-            _fill_block(_block_key(key, 1), s_b0, b0, n)
-        if mode == _HIDDEN:
-            _hidden(w0, b0, x, out[j], z, n)
-        elif mode == _GRAM:
-            _hidden(w0, b0, x, h, z, n)
-            _gram(h, out[j], n)
-        else:
-            _hidden(w0, b0, x, h, z, n)
-            _fill_block(_block_key(key, 2), s_w1, w1, n * d_out)
+            _fill_block(_block_key(key, 1), s_b0, b0, n, lo, hi)
+        _load_first_layer(w0, b0, wt, bp, n, d)
+        _hidden(wt, bp, x, h, z)
+        _finish(key, h, n, d_out, s_w1, s_b1, mode, w1, b1, lo, hi, out[j], True)
+
+
+@njit(inline="always")
+def _finish(key, h, n, d_out, s_w1, s_b1, mode, w1, b1, lo, hi, out_j, streams):
+    """Mode 1: out_j = h[:, :n]; mode 2: out_j = Gram; mode 0: out_j = readout (w1, b1 drawn from the
+    streams of ``key`` first when ``streams``)."""
+    if mode == _HIDDEN:
+        for m in range(h.shape[0]):
+            for i in range(n):
+                out_j[m, i] = h[m, i]
+    elif mode == _GRAM:
+        _gram(h, out_j, n)
+    else:
+        if streams:
+            _fill_block(_block_key(key, 2), s_w1, w1, n * d_out, lo, hi)
             if s_b1 >= 0.0:
-                _fill_block(_block_key(key, 3), s_b1, b1, d_out)
-            _readout(w1, b1, h, out[j], n, d_out)
+                _fill_block(_block_key(key, 3), s_b1, b1, d_out, lo, hi)
+        _readout(w1, b1, h, out_j, n, d_out)
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath=_FM)
@@ -348,37 +397,44 @@ def _erf1_tensors(w0, b0, w1, b1, x, mode, out, j0, j1):
     m_pts, d = x.shape
     n = b0.shape[1]
     d_out = b1.shape[1]
-    h = np.empty((m_pts, n), np.float64)
-    z = np.empty(n, np.float32)
+    n_pad = _padded(n, _PAD_UNITS)
+    wt = np.zeros((d, n_pad), np.float32)
+    bp = np.zeros(n_pad, np.float32)
+    h = np.empty((m_pts, n_pad), np.float64)
+    z = np.empty(n_pad, np.float32)
+    lo = np.empty(0, np.float32)
     for j in range(j0, j1):
-        if mode == _HIDDEN:
-            _hidden(w0[j], b0[j], x, out[j], z, n)
-        elif mode == _GRAM:
-            _hidden(w0[j], b0[j], x, h, z, n)
-            _gram(h, out[j], n)
-        else:
-            _hidden(w0[j], b0[j], x, h, z, n)
-            _readout(w1[j], b1[j], h, out[j], n, d_out)
+        _load_first_layer(w0[j], b0[j], wt, bp, n, d)
+        _hidden(wt, bp, x, h, z)
+        _finish(np.uint64(0), h, n, d_out, 0.0, 0.0, mode, w1[j], b1[j], lo, lo, out[j], False)
 
 
 _POOL: tuple[int, Optional[ThreadPoolExecutor]] = (0, None)  # (pid, pool): a forked child makes its own
 
 
 def _in_parallel(kernel, n: int, *args) -> None:
-    """kernel(*args, j0, j1) over a split of range(n) into torch.get_num_threads() contiguous parts, run on
-    Python threads (the kernels release the GIL). Networks are independent, so the split changes no value;
-    plain threads (no OpenMP pool of our own) do not spin against torch's."""
+    """kernel(*args, j0, j1) over contiguous pieces of range(n), run by torch.get_num_threads() Python
+    threads that each take the next piece until none is left (the kernels release the GIL). Networks are
+    independent, so how the pieces fall changes no value; taking pieces dynamically keeps both cores busy
+    when one is slowed down, and plain threads do not spin against torch's OpenMP pool."""
     global _POOL
     n_cpu = os.cpu_count() or 1
-    parts = max(1, min(torch.get_num_threads(), n_cpu, n // 8))
-    if parts == 1:
+    workers = max(1, min(torch.get_num_threads(), n_cpu, n // 16))
+    if workers == 1:
         kernel(*args, 0, n)
         return
     if _POOL[0] != os.getpid() or _POOL[1] is None:
         _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=n_cpu, thread_name_prefix="nnft-sampling"))
-    bounds = [k * n // parts for k in range(parts + 1)]
-    futures = [_POOL[1].submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    kernel(*args, bounds[0], bounds[1])
+    n_pieces = min(n // 16, 8 * workers)
+    bounds = [k * n // n_pieces for k in range(n_pieces + 1)]
+    ticket = itertools.count()  # next() is atomic under the GIL
+
+    def work() -> None:
+        while (k := next(ticket)) < n_pieces:
+            kernel(*args, bounds[k], bounds[k + 1])
+
+    futures = [_POOL[1].submit(work) for _ in range(workers - 1)]
+    work()
     for f in futures:
         f.result()
 
@@ -424,16 +480,20 @@ class NetworkBatch:
                 out = np.empty((b, math.prod(shape)), dtype=np_dtype)
                 if b:
                     _in_parallel(_materialize, b, self._keys, 2 * l + kind, scale, out)
-                store[l] = torch.from_numpy(out).reshape((b, *shape))
+                store[l] = torch.from_numpy(out).reshape((b, *shape)).to(self._dtype)
         return store[l]
 
     @property
     def weights(self) -> list[Tensor]:
-        return [self._block(l, 0) for l in range(len(self._weights))]
+        for l in range(len(self._weights)):
+            self._block(l, 0)
+        return self._weights
 
     @property
     def biases(self) -> list[Optional[Tensor]]:
-        return [self._block(l, 1) for l in range(len(self._biases))]
+        for l in range(len(self._biases)):
+            self._block(l, 1)
+        return self._biases
 
     @property
     def size(self) -> int:

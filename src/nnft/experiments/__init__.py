@@ -5,5 +5,6 @@ from ._base import Figure as Figure, Table as Table
 from . import nngp_two_point as _nngp_two_point  # noqa: F401  (registers)
 from . import nnqft_scaling as _nnqft_scaling  # noqa: F401  (registers)
 from . import coupling_running as _coupling_running  # noqa: F401  (registers)
+from . import deep_vertex as _deep_vertex  # noqa: F401  (registers)
 
 __all__ = ["REGISTRY", "Check", "ExperimentResult", "Figure", "Table"]

@@ -157,12 +157,13 @@ def first_layer_expectation(spec: Architecture, x1: Tensor, x2: Tensor, *, which
     return val, err, "monte carlo"
 
 
-def first_layer_diagonal(spec: Architecture, x: Tensor, *, mc_samples: int = 1 << 20, seed: int = 0) -> Tensor:
+def first_layer_diagonal(spec: Architecture, x: Tensor, *, mc_samples: int = 1 << 20, seed: int = 0,
+                         quadrature_degree: int = 48) -> Tensor:
     """E_θ[g(z(x))²] at each input (the diagonal of :func:`first_layer_expectation`) in O(M) memory."""
     first, d = spec.layers[0], spec.d_in
     if spec.gaussian_first_layer:
         a = first.bias_var + first.weight_var(d) * (x * x).sum(1)
-        return dual_kernel(spec.activation, a, a, a)
+        return dual_kernel(spec.activation, a, a, a, degree=quadrature_degree)
     if _is_phase_layer(spec):
         return torch.full((x.shape[0],), 0.5 * float(_radial_cos_average(spec, np.zeros(1))[0]), dtype=torch.float64)
     from ..ensemble.sampling import sample_first_layer_features
@@ -207,8 +208,8 @@ def kernels(spec: Architecture, x1, x2=None, *, ntk: bool = False, quadrature_de
     # layer-1 post-activation expectations: cross, and the two diagonals
     fl = dict(mc_samples=mc_samples, quadrature_degree=quadrature_degree)
     e12, err12, method = first_layer_expectation(spec, x1, x2, seed=seed, **fl)
-    e11 = first_layer_diagonal(spec, x1, mc_samples=mc_samples, seed=seed)
-    e22 = e11 if same else first_layer_diagonal(spec, x2, mc_samples=mc_samples, seed=seed)
+    e11 = first_layer_diagonal(spec, x1, seed=seed, **fl)
+    e22 = e11 if same else first_layer_diagonal(spec, x2, seed=seed, **fl)
     theta = None
     if ntk:
         d12 = first_layer_expectation(spec, x1, x2, which="derivative", seed=seed + 1, **fl)[0]
