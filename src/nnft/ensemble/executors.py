@@ -34,19 +34,21 @@ class DaskExecutor:
     n_workers: int = 2
     timeout_s: float = 10.0
 
-    def ensure_reachable(self) -> None:
-        """Connect to ``address`` once (and disconnect); ConfigError if no scheduler answers in time."""
-        if self.address is None:
-            return
+    def _connect(self):
+        """A Client of the scheduler at ``address``; ConfigError if none answers within ``timeout_s``."""
         from distributed import Client
 
         try:
-            client = Client(self.address, timeout=f"{self.timeout_s}s")
+            return Client(self.address, timeout=f"{self.timeout_s}s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise fail("executor.address", self.address,
                        f"a reachable dask scheduler (could not connect within {self.timeout_s:g} s: "
                        f"{type(exc).__name__})") from None
-        client.close()
+
+    def ensure_reachable(self) -> None:
+        """Connect to ``address`` once (and disconnect); ConfigError if no scheduler answers in time."""
+        if self.address is not None:
+            self._connect().close()
 
     def run_blocks(self, chunk_fn: Callable[[int], Accumulator], blocks: list[list[int]],
                    progress: Optional[Callable[[int], None]] = None) -> list[Accumulator]:
@@ -65,19 +67,11 @@ class DaskExecutor:
                                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
                 client = Client(cluster)
             else:
-                try:
-                    client = Client(self.address, timeout=f"{self.timeout_s}s")
-                except (OSError, TimeoutError, ValueError) as exc:
-                    raise fail("executor.address", self.address,
-                               f"a reachable dask scheduler (could not connect within {self.timeout_s:g} s: "
-                               f"{type(exc).__name__})") from None
+                client = self._connect()
             with client:
                 roots = []
                 for chunks in blocks:
                     leaves = client.map(chunk_fn, chunks, pure=False)
-                    if progress is not None:
-                        for fut in leaves:
-                            fut.add_done_callback(lambda f: None)
                     roots.append(tree_reduce(leaves, lambda a, b: client.submit(_merge, a, b, pure=False)))
                 if progress is not None:
                     all_leaves = len(sum(blocks, []))
