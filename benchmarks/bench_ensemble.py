@@ -25,7 +25,7 @@ Correctness (the benchmark fails, exit status 1, if any check fails): every nnft
 matches the NNGP kernel nnft.kernels(spec, x).nngp, max over the 21 input pairs of |z| < 5, and its tuple
 mean of G_c^(4) matches the exact finite-width value, |z| < 5 (with the conservative mean(stderr)).
 
-Usage:  python benchmarks/bench_ensemble.py [--rounds 3] [--quick]
+Usage:  python benchmarks/bench_ensemble.py [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def check(width: int, m: nnft.Measurement, nngp: np.ndarray, exact_c4: np.ndarra
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best one is reported)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (best one is reported)")
     ap.add_argument("--quick", action="store_true", help="a tenth of the networks (smoke test)")
     args = ap.parse_args()
     torch.set_num_threads(2)

@@ -26,6 +26,9 @@ def _plan(n_features: int, order: int) -> tuple[np.ndarray, np.ndarray]:
     return tuple_rank(tup[:, :-1], n_features), tup[:, -1].copy()
 
 
+_ROWS = 256
+
+
 @dataclass
 class Accumulator:
     """Power sums ``sums[k−1]`` (length C(F + k − 1, k)) for k = 1..R, and ``count``."""
@@ -47,14 +50,18 @@ class Accumulator:
         With ``weights`` (B,) the sums are Σ_b w_b Π f (quadrature rules); ``count`` stays B."""
         f = np.ascontiguousarray(f, dtype=np.float64)
         n, n_features = f.shape
-        w = None if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
-        reduce = (lambda m: np.add.reduce(m, axis=0)) if w is None else (lambda m: np.add.reduce(m * w, axis=0))
-        sums, mono = [], f
-        sums.append(reduce(mono))
-        for k in range(2, max_order + 1):
-            parent, last = _plan(n_features, k)
-            mono = mono[:, parent] * f[:, last]
-            sums.append(reduce(mono))
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        sums = [np.zeros(len(sorted_tuples(n_features, k))) for k in range(1, max_order + 1)]
+        # fixed row blocks keep the monomial arrays in cache; the summation order depends only on the rows
+        for r in range(0, n, _ROWS):
+            fr = f[r:r + _ROWS]
+            wr = None if w is None else w[r:r + _ROWS, None]
+            mono = fr
+            for k in range(1, max_order + 1):
+                if k > 1:
+                    parent, last = _plan(n_features, k)
+                    mono = mono[:, parent] * fr[:, last]
+                sums[k - 1] += np.add.reduce(mono if wr is None else mono * wr, axis=0)
         return cls(n_features, max_order, n, sums)
 
     def __add__(self, other: "Accumulator") -> "Accumulator":

@@ -36,7 +36,7 @@ from ..spec import Architecture, Normal
 from ..theory.kernels import as_inputs
 from .accumulator import Accumulator, StreamingReducer, tree_reduce
 from .executors import DaskExecutor, InProcess
-from .sampling import chunk_generator, evaluate, sample_networks
+from .sampling import chunk_generator, evaluate, hidden_gram, sample_networks
 
 __all__ = ["EnsembleConfig", "Measurement", "measure"]
 
@@ -146,11 +146,10 @@ class _Problem:
         if self.config.estimator == "plain":
             out = evaluate(self.spec, nets, self.x, variances=self.variances)
             return out.reshape(out.shape[0], -1).to(torch.float64).numpy()
-        h = evaluate(self.spec, nets, self.x, variances=self.variances, return_hidden=True).to(torch.float64)
+        gram = hidden_gram(self.spec, nets, self.x, variances=self.variances).numpy()  # Σ_i h_i(x) h_i(x')
         readout = self.spec.layers[-1]
-        n_last = h.shape[1]
-        s = torch.bmm(h.transpose(1, 2), h) * (readout.weight.std ** 2 / n_last) + readout.bias_var
-        return s[:, self.iu[0], self.iu[1]].numpy()
+        iu = self.iu.numpy()
+        return gram[:, iu[0], iu[1]] * (readout.weight.std ** 2 / self.spec.hidden_widths[-1]) + readout.bias_var
 
     def chunks(self, indices: list[int]) -> list[Accumulator]:
         """Accumulators of the given chunks, evaluated in one vectorized batch."""
