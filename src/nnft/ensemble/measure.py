@@ -36,7 +36,7 @@ from ..spec import Architecture, Normal
 from ..theory.kernels import as_inputs
 from .accumulator import Accumulator, StreamingReducer, tree_reduce
 from .executors import DaskExecutor, InProcess
-from .sampling import chunk_generator, evaluate, hidden_gram, sample_networks
+from .sampling import chunk_generator, evaluate, hidden_gram, in_parallel, sample_networks
 
 __all__ = ["EnsembleConfig", "Measurement", "measure"]
 
@@ -158,11 +158,14 @@ class _Problem:
         from .sampling import NetworkBatch
 
         f = self.features(NetworkBatch.concat(nets))
-        out, start = [], 0
-        for c in indices:
-            n = self.config.chunk_len(c)
-            out.append(Accumulator.from_samples(f[start:start + n], self.order))
-            start += n
+        starts = np.cumsum([0] + [self.config.chunk_len(c) for c in indices])
+        out: list = [None] * len(indices)
+
+        def accumulate(j0: int, j1: int) -> None:  # chunks are independent: threads change no bit
+            for j in range(j0, j1):
+                out[j] = Accumulator.from_samples(f[starts[j]:starts[j + 1]], self.order)
+
+        in_parallel(accumulate, len(indices), grain=1)
         return out
 
     def chunk(self, index: int) -> Accumulator:

@@ -412,20 +412,20 @@ def _erf1_tensors(w0, b0, w1, b1, x, mode, out, j0, j1):
 _POOL: tuple[int, Optional[ThreadPoolExecutor]] = (0, None)  # (pid, pool): a forked child makes its own
 
 
-def _in_parallel(kernel, n: int, *args) -> None:
+def in_parallel(kernel, n: int, *args, grain: int = 16) -> None:
     """kernel(*args, j0, j1) over contiguous pieces of range(n), run by torch.get_num_threads() Python
     threads that each take the next piece until none is left (the kernels release the GIL). Networks are
     independent, so how the pieces fall changes no value; taking pieces dynamically keeps both cores busy
     when one is slowed down, and plain threads do not spin against torch's OpenMP pool."""
     global _POOL
     n_cpu = os.cpu_count() or 1
-    workers = max(1, min(torch.get_num_threads(), n_cpu, n // 16))
+    workers = max(1, min(torch.get_num_threads(), n_cpu, n // grain))
     if workers == 1:
         kernel(*args, 0, n)
         return
     if _POOL[0] != os.getpid() or _POOL[1] is None:
         _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=n_cpu, thread_name_prefix="nnft-sampling"))
-    n_pieces = min(n // 16, 8 * workers)
+    n_pieces = min(n // grain, 8 * workers)
     bounds = [k * n // n_pieces for k in range(n_pieces + 1)]
     ticket = itertools.count()  # next() is atomic under the GIL
 
@@ -479,7 +479,7 @@ class NetworkBatch:
                 np_dtype = np.float32 if self._dtype == torch.float32 else np.float64
                 out = np.empty((b, math.prod(shape)), dtype=np_dtype)
                 if b:
-                    _in_parallel(_materialize, b, self._keys, 2 * l + kind, scale, out)
+                    in_parallel(_materialize, b, self._keys, 2 * l + kind, scale, out)
                 store[l] = torch.from_numpy(out).reshape((b, *shape)).to(self._dtype)
         return store[l]
 
@@ -626,7 +626,7 @@ def _evaluate_erf1(spec: Architecture, nets: NetworkBatch, x: Tensor, mode: int)
         scales = [-1.0 if kind == 1 and not has_bias[l] else nets._stream_scale(l, kind) for l, kind in blocks]
         if all(s is not None for s in scales):
             scales += [0.0] * (4 - len(scales))
-            _in_parallel(_erf1_streams, b, nets._keys, xs, n, d_out, *scales, mode, out)
+            in_parallel(_erf1_streams, b, nets._keys, xs, n, d_out, *scales, mode, out)
         else:
             def flat(t: Optional[Tensor], size: int) -> np.ndarray:
                 if t is None:
@@ -635,7 +635,7 @@ def _evaluate_erf1(spec: Architecture, nets: NetworkBatch, x: Tensor, mode: int)
 
             w, bias = nets.weights, nets.biases
             w1 = flat(w[1], d_out * n) if mode == _PLAIN else np.zeros((b, 0), np.float32)
-            _in_parallel(_erf1_tensors, b, flat(w[0], n * spec.d_in), flat(bias[0], n), w1, flat(bias[1], d_out),
+            in_parallel(_erf1_tensors, b, flat(w[0], n * spec.d_in), flat(bias[0], n), w1, flat(bias[1], d_out),
                          xs, mode, out)
     out = torch.from_numpy(out)
     return out.transpose(1, 2) if mode == _HIDDEN else out
