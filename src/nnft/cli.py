@@ -299,7 +299,9 @@ _ABORTS = tuple({click.exceptions.Abort, typer.Abort})
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: ConfigError and usage errors become one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # without standalone mode, click returns Exit codes
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except ConfigError as exc:
         err.print(f"nnft: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
