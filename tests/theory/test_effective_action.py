@@ -82,9 +82,12 @@ def test_coupling_sign_and_definition() -> None:
     spec = nnft.erf_net(5)
     dg = _delta_g4(spec, X)
     lam = quartic_coupling(spec, X, dg, 10.0)
-    # ΔG4 ≥ 0 (zero on tuples that vanish by the odd symmetry of erf with symmetric inputs), and λ has its sign
-    assert np.all(dg.values >= 0) and np.mean(dg.values > 0) > 0.9
-    np.testing.assert_array_equal(np.sign(lam.values), np.sign(dg.values))
+    # ΔG4 ≥ 0, up to round-off (1e-13 of the scale) on tuples where it vanishes by the odd symmetry of erf
+    # with symmetric inputs; λ has the sign of ΔG4 wherever that is resolved
+    tiny = 1e-13 * np.max(np.abs(dg.values))
+    assert np.all(dg.values >= -tiny) and np.mean(dg.values > tiny) > 0.9
+    resolved = np.abs(dg.values) > tiny
+    np.testing.assert_array_equal(np.sign(lam.values[resolved]), np.sign(dg.values[resolved]))
     np.testing.assert_allclose(lam.values * 24 * lam.integral, dg.values, rtol=1e-13)
 
 
