@@ -225,32 +225,21 @@ def test_unreachable_dask_scheduler_error_is_the_only_stderr_line(runs: dict[str
 
 
 def test_width_error_came_through_the_console_script(runs: dict[str, Run]) -> None:
-    if not SCRIPT.exists():
-        pytest.skip("no nnft console script next to the interpreter")
+    assert SCRIPT.exists(), "the editable install puts the nnft console script next to the interpreter"
     assert runs["width"].returncode == 2
 
 
 # -- in-process: the same entry point, without a new interpreter --------------------------------------------
 
 
-def _main(argv: list[str]) -> int:
-    from nnft.cli import main
-
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return 0 if exc.code is None else int(exc.code)
-    return 0
-
-
 @pytest.mark.parametrize("name", list(BAD_IN_PROCESS))
 def test_bad_input_in_process(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture) -> None:
+                              capsys: pytest.CaptureFixture, run_cli) -> None:
     args, files, words = BAD_IN_PROCESS[name]
     for fname, text in files.items():
         (tmp_path / fname).write_text(text)
     monkeypatch.chdir(tmp_path)
-    code = _main(args)
+    code = run_cli(args)
     out, err = capsys.readouterr()
     lines = err.strip("\n").splitlines()
     assert code == 2, (out, err)
@@ -259,8 +248,8 @@ def test_bad_input_in_process(name: str, tmp_path: Path, monkeypatch: pytest.Mon
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files), "files were written"
 
 
-def test_help_lists_commands(capsys: pytest.CaptureFixture) -> None:
-    assert _main(["--help"]) == 0
+def test_help_lists_commands(capsys: pytest.CaptureFixture, run_cli) -> None:
+    assert run_cli(["--help"]) == 0
     out = capsys.readouterr().out
-    for cmd in ("kernel", "ensemble", "validate", "report"):
+    for cmd in ("kernel", "ensemble", "correlators", "validate", "report"):
         assert cmd in out

@@ -11,25 +11,16 @@ import numpy as np
 import pytest
 
 import nnft
-from nnft.cli import main
 from nnft.theory.single_layer import single_layer_correlators
 
 
-def _run(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return 0 if exc.code is None else int(exc.code)
-    return 0
-
-
-def test_correlators_exact_with_stored_measurement(tmp_path: Path, capsys) -> None:
+def test_correlators_exact_with_stored_measurement(tmp_path: Path, capsys, run_cli) -> None:
     x = "0.2;0.6;1.0"
     meas = tmp_path / "m"
-    assert _run(["ensemble", "--preset", "relu-net", "--width", "3", "--x", x, "--n-networks", "40000",
+    assert run_cli(["ensemble", "--preset", "relu-net", "--width", "3", "--x", x, "--n-networks", "40000",
                  "--chunk-size", "2000", "--estimator", "readout", "--out", str(meas)]) == 0
     out = tmp_path / "p"
-    assert _run(["correlators", "--preset", "relu-net", "--width", "3", "--x", x, "--order", "4",
+    assert run_cli(["correlators", "--preset", "relu-net", "--width", "3", "--x", x, "--order", "4",
                  "--compare", str(meas) + ".json", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "max |z|" in text
@@ -42,17 +33,17 @@ def test_correlators_exact_with_stored_measurement(tmp_path: Path, capsys) -> No
         np.testing.assert_allclose(data["values"], want, rtol=1e-12)
 
 
-def test_correlators_one_over_n_for_a_deep_net(tmp_path: Path) -> None:
+def test_correlators_one_over_n_for_a_deep_net(tmp_path: Path, run_cli) -> None:
     spec = nnft.mlp(1, [32, 32], activation="tanh", sigma_w=1.0, sigma_b=0.3)
     spec.save(tmp_path / "deep.toml")
-    assert _run(["correlators", "--config", str(tmp_path / "deep.toml"), "--x", "0.3;0.9", "--order", "4",
+    assert run_cli(["correlators", "--config", str(tmp_path / "deep.toml"), "--x", "0.3;0.9", "--order", "4",
                  "--out", str(tmp_path / "d")]) == 0
     meta = json.loads((tmp_path / "d.json").read_text())
     assert meta["method"] == "1/N"  # auto: more than one hidden layer
     with np.load(tmp_path / "d.npz") as data:
         want = nnft.deep_correlators(spec, [0.3, 0.9]).connected4.values
         np.testing.assert_allclose(data["values"], want, rtol=1e-10)
-    assert _run(["correlators", "--config", str(tmp_path / "deep.toml"), "--x", "0.3;0.9",
+    assert run_cli(["correlators", "--config", str(tmp_path / "deep.toml"), "--x", "0.3;0.9",
                  "--method", "exact"]) == 2
 
 
@@ -61,8 +52,8 @@ def test_correlators_one_over_n_for_a_deep_net(tmp_path: Path) -> None:
     (["--order", "6", "--method", "1/N"], "--order"),
     (["--method", "loop"], "--method"),
 ])
-def test_correlators_bad_input(args: list[str], word: str, capsys) -> None:
-    assert _run(["correlators", "--preset", "erf-net", "--x", "0.1;0.5", *args]) == 2
+def test_correlators_bad_input(args: list[str], word: str, capsys, run_cli) -> None:
+    assert run_cli(["correlators", "--preset", "erf-net", "--x", "0.1;0.5", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nnft: error:") and word in err[0]
 
