@@ -5,7 +5,6 @@ Each helper raises AssertionError with a message that says what failed and by ho
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np

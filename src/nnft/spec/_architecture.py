@@ -13,13 +13,12 @@ trainer all read this object; nothing else re-describes an architecture.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Sequence, Union
 
-from ..errors import check, fail
+from ..errors import check
 from ._activation import Activation
 from ._density import Density, Normal, Sampled, Uniform, UniformBall, density_from_config, density_std
 from ._parameterization import STANDARD, Parameterization

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..correlators import Correlators, pairings, sorted_tuples, tuple_rank
-from ..errors import check, fail
+from ..errors import check
 from ..spec import Architecture
 from .kernels import as_inputs, kernels
 

@@ -18,7 +18,6 @@ The first hidden layer sees the actual first-layer density, which need not be Ga
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 

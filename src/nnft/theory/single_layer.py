@@ -23,7 +23,6 @@ output component a occurs). The neuron moments E[Π_k ϕ(x_k)] (k ≤ 6) come fr
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -32,8 +31,8 @@ import torch
 from scipy import special
 
 from ..correlators import Correlators, cumulants_to_moments, moments_to_cumulants, sorted_tuples, tuple_rank
-from ..errors import check, fail
-from ..spec import Architecture, Normal, Sampled, Uniform
+from ..errors import check
+from ..spec import Architecture, Normal, Uniform
 from .kernels import _is_phase_layer, as_inputs
 
 __all__ = ["SingleLayerTheory", "NeuronMoments", "neuron_moments", "single_layer_correlators"]
@@ -101,7 +100,6 @@ def _closed_phase(spec: Architecture, x: torch.Tensor, max_order: int) -> dict[i
     s2 = first.weight_var(d)
     xn = x.numpy()
     m = xn.shape[0]
-    shift = 0.0 if spec.activation.name == "cos" else -np.pi / 2  # sin(u) = cos(u − π/2)
     out = {}
     for n in range(1, max_order + 1):
         tup = sorted_tuples(m, n)
@@ -111,11 +109,9 @@ def _closed_phase(spec: Architecture, x: torch.Tensor, max_order: int) -> dict[i
                 if sum(s) != 0:
                     continue
                 y = np.einsum("k,tkd->td", np.array(s, float), xn[tup])
-                # E_b cos(s·A + Σ s_k shift) with Σ s = 0: the shift cancels
                 val += np.exp(-s2 * (y * y).sum(1) / 2)
             val /= 2**n
         out[n] = val
-        _ = shift
     return out
 
 
