@@ -1,0 +1,9 @@
+"""Neural-network field theory: free fields by design, reflection positivity, symmetries from densities."""
+
+from .free import free_scalar as free_scalar, gaussian_free_field as gaussian_free_field
+from .free import gaussian_propagator as gaussian_propagator, scalar_propagator as scalar_propagator
+from .reflection import ReflectionPositivity as ReflectionPositivity, reflection_positivity as reflection_positivity
+from .reflection import time_lattice as time_lattice
+
+__all__ = ["free_scalar", "gaussian_free_field", "gaussian_propagator", "scalar_propagator",
+           "ReflectionPositivity", "reflection_positivity", "time_lattice"]
