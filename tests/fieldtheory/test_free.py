@@ -88,3 +88,18 @@ def test_bad_input() -> None:
         scalar_propagator([-1.0], 1)
     with pytest.raises(nnft.ConfigError, match="points"):
         reflection_positivity(lambda r: r, np.array([[-1.0], [1.0]]))
+
+
+def test_field_cli_design_and_measure(tmp_path, run_cli, capsys) -> None:
+    assert run_cli(["field", "design", "--d", "2", "--mass", "1.5", "--cutoff", "10", "--out",
+                    str(tmp_path / "s.toml")]) == 0
+    spec = nnft.Architecture.load(tmp_path / "s.toml")
+    assert spec == free_scalar(2, mass=1.5, cutoff=10.0, width=100)
+    assert run_cli(["field", "measure", "--d", "1", "--n-networks", "10000", "--separations", "0,0.5,1",
+                    "--out", str(tmp_path / "p")]) == 0
+    meta, arrays = nnft.results.read_result(tmp_path / "p")
+    np.testing.assert_allclose(arrays["exact"], scalar_propagator([0, 0.5, 1], 1, cutoff=20.0), rtol=1e-12)
+    capsys.readouterr()
+    assert run_cli(["field", "measure", "--separations", "-1,2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--separations" in err[0]
