@@ -110,8 +110,12 @@ def test_hotelling_and_edge_cases():
     # a rotation fixing x = 0 leaves G(0, 0) identical network by network: that tuple is uninformative
     r0 = symmetry_test(spec, np.zeros((1, 2)), rotation(R2), order=2, config=cfg)
     assert r0.n_tuples == 0 and r0.p_value == 1.0
-    with pytest.raises(nnft.ConfigError):
-        symmetry_test(spec, X2, translation([0.1, 0.1]), order=2, config=cfg, method="hotelling")
+    # Hotelling rejects a broken symmetry too (Z2 with a nonzero-mean readout, G^(1) on 3 inputs)
+    rb = symmetry_test(_relu_net(nnft.Uniform(0.2, 1.0)), x, reflection_z2(), order=1, config=cfg, method="hotelling")
+    assert rb.n_tuples == 3 and rb.p_value < BROKEN
+    few = nnft.EnsembleConfig(n_networks=20_000, chunk_size=1_000, n_blocks=10, seed=2, max_order=2)
+    with pytest.raises(nnft.ConfigError):  # K = 10 replicates <= T = 15 tuples: no covariance estimate
+        symmetry_test(spec, X2, translation([0.1, 0.1]), order=2, config=few, method="hotelling")
     with pytest.raises(nnft.ConfigError):
         symmetry_test(spec, X2, reflection_z2(2), order=1, config=cfg)
 
