@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ensemble import EnsembleConfig
 from ..fieldtheory import random_rotation, reflection_z2, rotation, symmetry_test, translation
-from ..spec import Architecture, Layer, Normal, Uniform, cos_net, gauss_net, mlp, relu_net, scalar_net
+from ..spec import Architecture, Layer, Uniform, cos_net, gauss_net, mlp, relu_net, scalar_net
 from ._base import Check, ExperimentResult, Progress, Table, register
 
 __all__ = ["Symmetries"]
