@@ -9,9 +9,19 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
-__all__ = ["Check", "Table", "Figure", "ExperimentResult", "Experiment", "REGISTRY", "register", "Progress"]
+__all__ = ["pyplot", "Check", "Table", "Figure", "ExperimentResult", "Experiment", "REGISTRY", "register", "Progress"]
 
 Progress = Optional[Callable[[float], None]]  # called with the fraction done, 0..1
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (experiments render to PNG, never to a screen)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @dataclass(frozen=True)

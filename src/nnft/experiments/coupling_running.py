@@ -20,7 +20,7 @@ from ..ensemble import EnsembleConfig, measure
 from ..theory import gaussian_correlators, kernels
 from ..theory.effective_action import quartic_coupling, running, six_point_prediction, template_fit
 from ..theory.single_layer import single_layer_correlators
-from ._base import Check, ExperimentResult, Figure, Progress, Table, register
+from ._base import Check, ExperimentResult, Figure, Progress, Table, register, pyplot
 from .nngp_two_point import NETS, NNQFT_INPUTS
 
 __all__ = ["CouplingRunning", "PUBLISHED_CUTOFFS"]
@@ -46,11 +46,7 @@ class CouplingRunning:
     title: str = "Effective quartic coupling λ(Λ) and its running; the 6-point prediction"
 
     def run(self, progress: Progress = None) -> ExperimentResult:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         t0 = time.perf_counter()
         cut = np.array(PUBLISHED_CUTOFFS, dtype=float)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))

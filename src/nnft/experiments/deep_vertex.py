@@ -16,7 +16,7 @@ import numpy as np
 from ..ensemble import EnsembleConfig, measure
 from ..spec import mlp
 from ..theory.deep import deep_correlators
-from ._base import Check, ExperimentResult, Figure, Progress, Table, register
+from ._base import Check, ExperimentResult, Figure, Progress, Table, register, pyplot
 
 __all__ = ["DeepVertex", "fit_intercept"]
 
@@ -56,11 +56,7 @@ class DeepVertex:
     title: str = "Deep networks: the O(1/N) four-point vertex vs layerwise-sampled ensembles"
 
     def run(self, progress: Progress = None) -> ExperimentResult:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         t0 = time.perf_counter()
         x = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.5, 1.0], [-0.7, 0.2, 0.4]])
         widths = np.array(self.widths, dtype=float)

@@ -13,7 +13,7 @@ import numpy as np
 from ..ensemble import EnsembleConfig, measure
 from ..fieldtheory import (free_scalar, gaussian_propagator, reflection_positivity, scalar_propagator,
                            time_lattice)
-from ._base import Check, ExperimentResult, Figure, Progress, Table, register
+from ._base import Check, ExperimentResult, Figure, Progress, Table, register, pyplot
 
 __all__ = ["FreeScalar"]
 
@@ -35,11 +35,7 @@ class FreeScalar:
     title: str = "Free fields by design: the Scalar-net propagator"
 
     def run(self, progress: Progress = None) -> ExperimentResult:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         t0 = time.perf_counter()
         r = np.concatenate([[0.0], np.geomspace(0.05, 3.0, 11)])
         fig, axes = plt.subplots(1, len(self.dims) + 1, figsize=(4 * (len(self.dims) + 1), 3.6))

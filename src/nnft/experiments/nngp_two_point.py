@@ -15,7 +15,7 @@ from ..compare import compare
 from ..ensemble import EnsembleConfig, measure
 from ..spec import erf_net, gauss_net, relu_net
 from ..theory import gaussian_correlators, kernels
-from ._base import Check, ExperimentResult, Figure, Progress, Table, register
+from ._base import Check, ExperimentResult, Figure, Progress, Table, register, pyplot
 
 __all__ = ["TwoPointVsNNGP", "NNQFT_INPUTS"]
 
@@ -41,11 +41,7 @@ class TwoPointVsNNGP:
     title: str = "Two-point functions vs NNGP kernels"
 
     def run(self, progress: Progress = None) -> ExperimentResult:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         t0 = time.perf_counter()
         checks, rows = [], []
         fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))

@@ -20,7 +20,7 @@ from ..compare import compare
 from ..ensemble import EnsembleConfig, measure
 from ..theory import gaussian_correlators, kernels
 from ..theory.single_layer import neuron_moments, single_layer_correlators
-from ._base import Check, ExperimentResult, Figure, Progress, Table, register
+from ._base import Check, ExperimentResult, Figure, Progress, Table, register, pyplot
 from .nngp_two_point import NETS, NNQFT_INPUTS
 
 __all__ = ["NNQFTScaling", "fit_loglog", "nnqft_inputs"]
@@ -102,11 +102,7 @@ class NNQFTScaling:
         return () if net == "gauss-net" else (4, 6)
 
     def run(self, progress: Progress = None) -> ExperimentResult:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         t0 = time.perf_counter()
         checks, slope_rows, width_rows, arrays = [], [], [], {}
         fig, axes = plt.subplots(len(self.dims), len(NETS), figsize=(13, 3.3 * len(self.dims)), squeeze=False)
