@@ -15,7 +15,7 @@ import torch
 import nnft
 from nnft import ConfigError
 from nnft.spec import (NTK, PRESETS, Activation, Architecture, Layer, Normal, Parameterization, Propagator,
-                       Sampled, Uniform, UniformBall, ball_volume, cos_net, erf_net, gauss_net, mlp, relu_net,
+                       Sampled, Spectral, SpectralAmplitude, Spectrum, Uniform, UniformBall, ball_volume, cos_net, erf_net, gauss_net, mlp, relu_net,
                        scalar_net)
 
 _MESSAGE = re.compile(r"^.+: got .+; allowed: .+$", re.S)  # the house shape (nnft.errors)
@@ -32,6 +32,14 @@ def _mixed_density_mlp() -> Architecture:
                 Layer(width=2, weight=Normal(0.7), bias=Normal(0.1))))
 
 
+def _design(momenta: str) -> Architecture:
+    from nnft.fieldtheory.spectrum import design, power
+
+    return design(power(2.0, 0.7), 2, cutoff=12.0, width=6, momenta=momenta)
+
+
+_MASSIVE = "nnft.fieldtheory.spectrum:massive_profile"
+
 SPECS: dict[str, Callable[[], Architecture]] = {
     **{f"{name}-default": fn for name, fn in PRESETS.items()},
     "erf-net-general": lambda: erf_net(7, 3, sigma_w0=1.3, sigma_b0=0.0, sigma_w1=0.9, sigma_b1=0.4),
@@ -40,6 +48,8 @@ SPECS: dict[str, Callable[[], Architecture]] = {
     "mlp-monomial": lambda: mlp(2, [5, 4], 3, activation=Activation("monomial", 3), sigma_w=1.1, sigma_b=0.2),
     "mlp-user-activation": lambda: mlp(2, [5], activation="torch:tanh", bias=False),
     "mixed-densities": _mixed_density_mlp,
+    "spectral-importance": lambda: _design("importance"),
+    "spectral-uniform": lambda: _design("uniform"),
 }
 
 
@@ -167,17 +177,27 @@ INVALID: dict[tuple[type, str], tuple[Callable[[Any], Any], list[Any], str]] = {
     (Sampled, "sampler"): (lambda v: Sampled(v, 1.0), ["randn", "no_such_module_q:f", "math:no_such_fn", "math:pi", 3],
                            "Sampled.sampler"),
     (Sampled, "std"): (lambda v: Sampled("torch:randn", v), [0.0, -2.0, float("nan")], "Sampled.std"),
+    (Spectrum, "profile"): (lambda v: Spectrum(v), ["x", "no_mod_q:f", 3], "Spectrum.profile"),
+    (Spectrum, "params"): (lambda v: Spectrum(_MASSIVE, v), [{"mass": "1"}, {"mass": float("nan")}],
+                           "Spectrum.params"),
+    (Spectral, "spectrum"): (lambda v: Spectral(v), ["massive", 1.0], "Spectral.spectrum"),
+    (Spectral, "cutoff"): (lambda v: Spectral(Spectrum(_MASSIVE, {"mass": 1.0}), v), [0.0, -1.0, float("nan")],
+                           "Spectral.cutoff"),
+    (SpectralAmplitude, "spectrum"): (lambda v: SpectralAmplitude(v), [3.0], "SpectralAmplitude.spectrum"),
     (Propagator, "mass"): (lambda v: Propagator(v), [0.0, -1.0, float("nan"), "1"], "Propagator.mass"),
     (Architecture, "d_in"): (lambda v: _arch(d_in=v), [0, -1, 1.5, True], "Architecture.d_in"),
     (Architecture, "layers"): (lambda v: _arch(layers=v), [(), (Layer(width=3),), (1, 2), "ab"],
                                "Architecture.layers"),
     (Architecture, "activation"): (lambda v: _arch(activation=v), [5, "foo", None], "activation"),
-    (Architecture, "parameterization"): (lambda v: _arch(parameterization=v), ["mup", 3], "parameterization"),
+    (Architecture, "parameterization"): (lambda v: _arch(parameterization=v), ["mu-p", 3], "parameterization"),
     (Architecture, "amplitude"): (lambda v: _arch(amplitude=v), ["x", 1.0, Normal(1.0)], "Architecture.amplitude"),
     (Activation, "name"): (lambda v: Activation(v), ["foo", "", 3, "no_such_module_q:f", "torch:no_such_fn"],
                            "activation"),
     (Activation, "param"): (lambda v: Activation("monomial", v), [0, 9, 2.5, -1], "param"),
-    (Parameterization, "name"): (lambda v: Parameterization(v), ["mup", "NTK", None], "parameterization"),
+    (Parameterization, "name"): (lambda v: Parameterization(v), ["mu-p", "NTK", None], "parameterization"),
+    (Parameterization, "form"): (lambda v: Parameterization("mup", form=v), ["yang", 3], "Parameterization.form"),
+    (Parameterization, "base_width"): (lambda v: Parameterization("ntk", base_width=v), [64, 0],
+                                       "Parameterization.base_width"),
 }
 # Fields accepted as any value, by design or as a known gap (reported): a label and a hint flag.
 UNCONSTRAINED = {(Architecture, "name"), (Sampled, "symmetric")}
@@ -227,7 +247,7 @@ def test_ball_density_only_in_the_first_layer() -> None:
     ({"d_in": 1, "activation": "relu", "layers": {"width": 2}}, "architecture.layers"),
     ({"d_in": 1, "activation": "relu", "layers": [{"width": 2}, {"width": 1}], "amplitude": {"mass": 1}},
      "architecture.amplitude"),
-    ({"d_in": 1, "activation": "relu", "layers": [{"width": 2}, {"width": 1}], "parameterization": "mup"},
+    ({"d_in": 1, "activation": "relu", "layers": [{"width": 2}, {"width": 1}], "parameterization": "mu-p"},
      "parameterization"),
 ])
 def test_from_config_errors_name_the_location(cfg: dict, where: str) -> None:

@@ -239,48 +239,105 @@ field_app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(field_app, name="field")
 
 
+def _designed_spec(spectrum: str, d: int, mass: float, alpha: float, sigma: float, cutoff: float, width: int,
+                   momenta: str):
+    """The cos network of a spectrum family (massive + uniform momenta is Scalar-net)."""
+    from .fieldtheory import design, free_scalar, gaussian, massive, power
+
+    check(spectrum in ("massive", "power", "gaussian"), "--spectrum", spectrum, "massive, power or gaussian")
+    check(momenta in ("uniform", "importance"), "--momenta", momenta, "uniform or importance")
+    check(np.isfinite(cutoff) and cutoff >= 0, "--cutoff", cutoff, "a number > 0, or 0 for no cutoff")
+    lam = None if cutoff == 0 else float(cutoff)
+    if spectrum == "massive" and momenta == "uniform" and lam is not None:
+        return free_scalar(d, mass=mass, cutoff=lam, width=width)
+    family = {"massive": lambda: massive(mass), "power": lambda: power(alpha, mass),
+              "gaussian": lambda: gaussian(sigma)}[spectrum]()
+    return design(family, d, cutoff=lam, width=width, momenta=momenta)
+
+
+SpectrumOpt = typer.Option("massive", help="massive 1/(p² + m²), power (p² + m²)^(-α) or gaussian e^(-p²/(2σ²)).")
+MomentaOpt = typer.Option("uniform", help="uniform (Scalar-net: momenta uniform in |p| < Λ, amplitude "
+                                          "sqrt(G̃)) or importance (momenta ~ G̃, equal amplitudes).")
+
+
 @field_app.command("design")
 def field_design(d: int = typer.Option(3, help="Euclidean dimension, 1..4."),
-                 mass: float = typer.Option(1.0), cutoff: float = typer.Option(20.0, help="Momentum cutoff Λ."),
-                 width: int = typer.Option(100), out_path: Path = typer.Option(Path("free-scalar.toml"), "--out",
-                                                                                help="Spec file (.toml/.json).")
+                 spectrum: str = SpectrumOpt, mass: float = typer.Option(1.0),
+                 alpha: float = typer.Option(2.0, help="Power α of the power spectrum."),
+                 sigma: float = typer.Option(1.0, help="Width σ of the Gaussian spectrum."),
+                 cutoff: float = typer.Option(20.0, help="Momentum cutoff Λ (0: none, where finite)."),
+                 momenta: str = MomentaOpt, width: int = typer.Option(100),
+                 out_path: Path = typer.Option(Path("free-scalar.toml"), "--out", help="Spec file (.toml/.json).")
                  ) -> None:
-    """Write the spec of the network whose ensemble is the free massive scalar 1/(p² + m²), |p| < Λ."""
-    from .fieldtheory import free_scalar
-
-    spec = free_scalar(d, mass=mass, cutoff=cutoff, width=width)
+    """Write the spec of the cos network whose ensemble is the free field with momentum propagator G̃(p)."""
+    check(isinstance(d, int) and 1 <= d <= 4, "--d", d, "1, 2, 3 or 4")
+    spec = _designed_spec(spectrum, d, mass, alpha, sigma, cutoff, width, momenta)
     spec.save(out_path)
-    out.print(f"{spec}: momenta uniform in |p| < {cutoff:g}, amplitude (p² + {mass:g}²)^(-1/2), uniform phase")
+    out.print(f"{spec}: {spectrum} spectrum, {momenta} momenta"
+              + (f" in |p| < {cutoff:g}" if cutoff else " (no cutoff)") + ", uniform phase")
     out.print(f"wrote {out_path}")
 
 
 @field_app.command("measure")
-def field_measure(d: int = typer.Option(3), mass: float = typer.Option(1.0), cutoff: float = typer.Option(20.0),
-                  width: int = typer.Option(100), n_networks: int = typer.Option(40000, "--n-networks"),
+def field_measure(d: int = typer.Option(3), spectrum: str = SpectrumOpt, mass: float = typer.Option(1.0),
+                  alpha: float = typer.Option(2.0), sigma: float = typer.Option(1.0),
+                  cutoff: float = typer.Option(20.0), momenta: str = MomentaOpt, width: int = typer.Option(100),
+                  spec_file: Optional[Path] = typer.Option(None, "--spec", help="A designed spec (overrides the "
+                                                                               "spectrum options)."),
+                  n_networks: int = typer.Option(40000, "--n-networks"),
                   separations: str = typer.Option("0,0.1,0.2,0.5,1,2", help="Distances r, comma separated."),
+                  momentum: bool = typer.Option(False, "--momentum", help="Measure the lattice power spectrum "
+                                                "instead, against the windowed prediction and the bare G̃."),
+                  box: float = typer.Option(16.0, help="--momentum: side L of the lattice box."),
+                  points: int = typer.Option(128, help="--momentum: lattice points per axis."),
                   seed: int = typer.Option(0),
                   out_stem: Optional[Path] = typer.Option(None, "--out", help="Write STEM.json + STEM.npz.")) -> None:
-    """Measure the designed scalar's propagator G(0, r) and compare with the exact cutoff propagator."""
+    """Measure a designed free field's propagator G(0, r), or its momentum spectrum, against the exact one."""
     from .ensemble import EnsembleConfig, measure
-    from .fieldtheory import free_scalar, scalar_propagator
+    from .fieldtheory import momentum_spectrum
     from .results import write_result
+    from .spec import Architecture
+    from .theory import nngp
 
+    if spec_file is not None:
+        spec = Architecture.load(spec_file)
+    else:
+        check(isinstance(d, int) and 1 <= d <= 4, "--d", d, "1, 2, 3 or 4")
+        spec = _designed_spec(spectrum, d, mass, alpha, sigma, cutoff, width, momenta)
+    if momentum:
+        res = momentum_spectrum(spec, box=box, points=points, n_networks=n_networks, seed=seed,
+                                chunk_size=max(1, n_networks // 20))
+        ok = res.trusted()
+        table = Table(title=f"{spec}: lattice power spectrum, L = {box:g}, {points}^{spec.d_in} points, Hann window "
+                            f"({int(ok.sum())} trusted momentum classes below the cutoff)")
+        for col in ("|p|", "measured", "± err", "windowed prediction", "bare G̃(p)", "z"):
+            table.add_column(col, justify="right")
+        for j in np.flatnonzero(ok)[:: max(1, int(ok.sum()) // 16)]:
+            table.add_row(f"{res.p[j]:.4g}", f"{res.measured[j]:.6g}", f"{res.stderr[j]:.2g}",
+                          f"{res.predicted[j]:.6g}", f"{res.bare[j]:.6g}", f"{res.z()[j]:.2f}")
+        out.print(table)
+        out.print(f"max |z| = {np.max(np.abs(res.z()[ok])):.2f} over {int(ok.sum())} classes")
+        if out_stem is not None:
+            js, _ = write_result(out_stem, {"kind": "momentum-spectrum", "architecture": spec.to_config(),
+                                            "box": box, "points": points, "n_networks": n_networks, "seed": seed},
+                                 res.arrays())
+            out.print(f"wrote {js}")
+        return
     try:
         r = np.array([float(v) for v in separations.split(",") if v.strip()])
     except ValueError:
         raise fail("--separations", separations, "comma-separated numbers") from None
     check(r.size >= 1 and bool(np.all(np.isfinite(r))) and bool(np.all(r >= 0)), "--separations", separations,
           "finite distances >= 0")
-    spec = free_scalar(d, mass=mass, cutoff=cutoff, width=width)
-    x = np.zeros((len(r), d))
+    x = np.zeros((len(r), spec.d_in))
     x[:, 0] = r
     cfg = EnsembleConfig(n_networks=n_networks, chunk_size=max(1, n_networks // 20), n_blocks=20, seed=seed,
                          max_order=2, estimator="readout")
+    exact = nngp(spec, x[:1], x).numpy()[0]  # exact Fourier–Bessel kernel of the cos layer
     with _bar(f"sampling {spec}", n_networks) as update:
         meas = measure(spec, x, cfg, progress=lambda done, total: update(done))
-    exact = scalar_propagator(r, d, mass=mass, cutoff=cutoff)
     g, err = meas.moments[2], meas.moments[2].full("stderr")
-    table = Table(title=f"free scalar d = {d}, m = {mass:g}, Λ = {cutoff:g}: G(0, r)")
+    table = Table(title=f"{spec}: G(0, r)")
     for col in ("r", "measured", "± err", "exact", "z"):
         table.add_column(col, justify="right")
     for j, rj in enumerate(r):
@@ -290,6 +347,135 @@ def field_measure(d: int = typer.Option(3), mass: float = typer.Option(1.0), cut
     if out_stem is not None:
         js, _ = write_result(out_stem, {**meas.meta(), "kind": "propagator"},
                              {**meas.arrays(), "r": r, "exact": exact})
+        out.print(f"wrote {js}")
+
+
+def _float_list(text: str, name: str) -> list[float]:
+    try:
+        vals = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise fail(name, text, "comma-separated numbers") from None
+    check(len(vals) >= 1 and all(np.isfinite(vals)), name, text, "one or more finite numbers")
+    return vals
+
+
+@field_app.command("deform")
+def field_deform(config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON with any of the options "
+                                                      "below as keys (options given here override it)."),
+                 spec_file: Optional[Path] = typer.Option(None, "--spec", help="Undeformed spec (else the designed "
+                                                          "free scalar from --d/--mass/--cutoff/--width)."),
+                 d: Optional[int] = typer.Option(None, help="Euclidean dimension (default 3)."),
+                 mass: Optional[float] = typer.Option(None, help="Mass m (default 1)."),
+                 cutoff: Optional[float] = typer.Option(None, help="Momentum cutoff Λ (default 20)."),
+                 width: Optional[int] = typer.Option(None, help="Width N (default 100)."),
+                 potential: Optional[str] = typer.Option(None, help="Unit potential coefficients g0,g1,...,gk "
+                                                         "(V = Σ g_k φ^k); default φ⁴/4!."),
+                 couplings: Optional[str] = typer.Option(None, help="Couplings λ (multiplying the unit potential), "
+                                                         "comma separated; default 0,1,3,10."),
+                 side: Optional[float] = typer.Option(None, help="Side of the cube Ω centred at the origin."),
+                 n_quad: Optional[int] = typer.Option(None, "--n-quad", help="Gauss–Legendre nodes per axis."),
+                 x: Optional[str] = typer.Option(None, "--x", help="External points (default: 4 near the origin)."),
+                 n_networks: Optional[int] = typer.Option(None, "--n-networks", help="Networks (reweighting)."),
+                 sampler: Optional[str] = typer.Option(None, help="reweight (default) or mcmc."),
+                 chains: Optional[int] = typer.Option(None, help="MCMC chains (default 256)."),
+                 steps: Optional[int] = typer.Option(None, help="MCMC steps per chain (default 1000)."),
+                 seed: Optional[int] = typer.Option(None),
+                 out_stem: Optional[Path] = typer.Option(None, "--out", help="Write STEM.json + STEM.npz.")) -> None:
+    """Switch on V(φ) (default λφ⁴/4!) by deforming the parameter density; compare with first-order theory."""
+    from .compare import compare
+    from .ensemble import EnsembleConfig
+    from .experiments.phi4 import default_points, default_region
+    from .fieldtheory.deform import reweight
+    from .fieldtheory.mcmc import mcmc
+    from .fieldtheory.perturbation import first_order, propagators_to_region
+    from .fieldtheory.potential import Box, Polynomial, phi4
+    from .fieldtheory.spectrum import design, massive
+    from .results import load_config, write_result
+    from .spec import Architecture
+
+    cfg = load_config(config) if config is not None else {}
+    known = {"spec", "d", "mass", "cutoff", "width", "potential", "couplings", "side", "n_quad", "x", "n_networks",
+             "sampler", "chains", "steps", "seed"}
+    check(set(cfg) <= known, "--config", ", ".join(sorted(set(cfg) - known)), "keys " + ", ".join(sorted(known)))
+
+    def opt(value, key, default):
+        return value if value is not None else cfg.get(key, default)
+
+    spec_path = opt(spec_file, "spec", None)
+    if spec_path is not None:
+        spec = Architecture.load(Path(spec_path))
+    else:
+        dd = opt(d, "d", 3)
+        check(isinstance(dd, int) and 1 <= dd <= 4, "--d", dd, "1, 2, 3 or 4")
+        spec = design(massive(float(opt(mass, "mass", 1.0))), dd, cutoff=float(opt(cutoff, "cutoff", 20.0)),
+                      width=opt(width, "width", 100))
+    dim = spec.d_in
+    pot = opt(potential, "potential", None)
+    unit = phi4(1.0) if pot is None else Polynomial(tuple(_float_list(pot, "--potential")) if isinstance(pot, str)
+                                                    else tuple(pot))
+    g = opt(couplings, "couplings", "0,1,3,10")
+    g = _float_list(g, "--couplings") if isinstance(g, str) else [float(v) for v in g]
+    check(all(v >= 0 for v in g), "--couplings", g, "numbers >= 0")
+    side0, nq0 = default_region(dim)
+    region = Box.cube(float(opt(side, "side", side0)), dim, n_quad=int(opt(n_quad, "n_quad", nq0)))
+    xv = opt(x, "x", None)
+    xs = default_points(dim) if xv is None else (_parse_inputs(xv, None, dim) if isinstance(xv, str)
+                                                  else np.asarray(xv, dtype=np.float64).reshape(-1, dim))
+    how = opt(sampler, "sampler", "reweight")
+    check(how in ("reweight", "mcmc"), "--sampler", how, "reweight or mcmc")
+    rng_seed = int(opt(seed, "seed", 0))
+    props = propagators_to_region(spec, xs, region)
+    pred = {n: first_order(spec, xs, unit, region, n, propagators=props) for n in (2, 4)}
+    title = f"{spec} deformed by g·V, V = {unit}, Ω = cube of side {region.hi[0] - region.lo[0]:g} " \
+            f"({region.n_quad}^{dim} nodes)"
+    if how == "reweight":
+        n = int(opt(n_networks, "n_networks", 60000))
+        ens = EnsembleConfig(n_networks=n, chunk_size=max(1, n // 40), n_blocks=40, seed=rng_seed, max_order=4)
+        with _bar(f"reweighting {spec}", n) as update:
+            res = reweight(spec, xs, unit, region, g, ens, progress=lambda done, total: update(done))
+        table = Table(title=title + f": {n} networks, importance reweighting ({res.wall_time_s:.1f} s)")
+        for col in ("g", "ESS", "⟨ΔG_c^(4) / (g·tree)⟩", "max|z| vs g·tree", "⟨ΔG^(2) / (g·tadpole)⟩",
+                    "max|z| vs g·tadpole"):
+            table.add_column(col, justify="right")
+        for j, gj in enumerate(res.couplings):
+            if gj == 0:
+                continue
+            cells = []
+            for k in (4, 2):
+                sh = res.shift[j][k]
+                cells += [f"{np.mean(sh.values / (gj * pred[k].values)):.3f}",
+                          f"{np.max(np.abs(sh.values - gj * pred[k].values) / sh.stderr):.2f}"]
+            table.add_row(f"{gj:g}", f"{res.ess[j]:.0f}", *cells)
+        z4, z2 = compare(pred[4], res.response[4]), compare(pred[2], res.response[2])
+        table.add_row("→ 0", "—", f"{np.mean(res.response[4].values / pred[4].values):.3f}", f"{z4.max_abs_z:.2f}",
+                      f"{np.mean(res.response[2].values / pred[2].values):.3f}", f"{z2.max_abs_z:.2f}")
+        out.print(table)
+        out.print(f"first-order response at g = 0: max |z| = {z4.max_abs_z:.2f} (G_c^(4)), {z2.max_abs_z:.2f} "
+                  f"(G^(2)); effective samples/s at the largest g: {res.effective_samples_per_s[-1]:.0f}")
+        meta, arrays = res.meta(), res.arrays()
+    else:
+        check(len(g) == 1, "--couplings", g, "exactly one coupling with --sampler mcmc")
+        n_ch, n_st = int(opt(chains, "chains", 256)), int(opt(steps, "steps", 1000))
+        with _bar(f"MCMC {spec}", n_st) as update:
+            res = mcmc(spec, xs, unit, region, g[0], n_chains=n_ch, n_steps=n_st, burn_in=n_st // 5, seed=rng_seed,
+                       progress=lambda done, total: update(done))
+        table = Table(title=title + f": MCMC at g = {g[0]:g} ({res.wall_time_s:.1f} s)")
+        for col in ("tuple", "G_c measured", "± err", "N = ∞ first order: free + g·δG_c"):
+            table.add_column(col, justify="right")
+        from .theory import nngp
+
+        free = {2: nngp(spec, xs).numpy()[tuple(pred[2].tuples.T)], 4: np.zeros(len(pred[4].values))}
+        for k in (2, 4):
+            for i in range(min(len(pred[k].values), 6)):
+                table.add_row(str(tuple(int(v) + 1 for v in pred[k].tuples[i])), f"{res.connected[k].values[i]:.5g}",
+                              f"{res.connected[k].stderr[i]:.2g}", f"{free[k][i] + g[0] * pred[k].values[i]:.5g}")
+        out.print(table)
+        out.print(f"acceptance {res.acceptance:.3f}; τ_int " + ", ".join(f"{k} {v:.1f}" for k, v in res.tau.items())
+                  + f"; ESS {res.ess:.0f} of {res.n_samples} ({res.effective_samples_per_s:.0f}/s)")
+        meta, arrays = res.meta(), res.arrays()
+    if out_stem is not None:
+        arrays.update({f"first_order{k}": pred[k].values for k in (2, 4)})
+        js, _ = write_result(out_stem, meta, arrays)
         out.print(f"wrote {js}")
 
 
@@ -347,6 +533,9 @@ def report(out_dir: Path = typer.Option(Path("nnft-report"), "--out", help="Fold
     out.print(_checks_table(results))
     out.print(f"wrote {page.resolve()}")
 
+
+# Commands that live in their own modules register themselves on ``app`` when imported.
+from . import _cli_phases  # noqa: E402,F401
 
 # Typer >= 0.20 vendors click, so its exceptions are not click's; accept both families.
 _USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})

@@ -173,9 +173,7 @@ def sample_networks(spec: Architecture, n: int, generator: torch.Generator, *, d
         streams.append(((shape_w, s_w), entry_b))
     nets = NetworkBatch(weights, biases, None, keys=keys, streams=tuple(streams), dtype=dtype)
     if spec.amplitude is not None:
-        w = nets.weights[0]
-        m2 = spec.amplitude.mass ** 2
-        nets.amplitude = torch.rsqrt((w.double() ** 2).sum(-1) + m2).to(dtype)
+        nets.amplitude = spec.amplitude.evaluate(nets.weights[0]).to(dtype)
     return nets
 
 
@@ -285,7 +283,7 @@ def sample_first_layer_features(spec: Architecture, x1: Tensor, x2: Tensor, n: i
                                                                                         torch.float64)
     amp = 1.0
     if spec.amplitude is not None:
-        amp = torch.rsqrt((w * w).sum(-1) + spec.amplitude.mass ** 2)[:, None]
+        amp = spec.amplitude.evaluate(w)[:, None]
     out = []
     for x in (x1, x2):
         z = w @ x.T + b[:, None]

@@ -8,5 +8,7 @@ from . import coupling_running as _coupling_running  # noqa: F401  (registers)
 from . import deep_vertex as _deep_vertex  # noqa: F401  (registers)
 from . import free_field as _free_field  # noqa: F401  (registers)
 from . import symmetries as _symmetries  # noqa: F401  (registers)
+from . import phi4 as _phi4  # noqa: F401  (registers)
+from . import phases as _phases  # noqa: F401  (registers)
 
 __all__ = ["REGISTRY", "Check", "ExperimentResult", "Figure", "Table"]

@@ -18,14 +18,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Sequence, Union
 
+import numpy as np
+import torch
+
 from ..errors import check
 from ._activation import Activation
-from ._density import Density, Normal, Sampled, Uniform, UniformBall, density_from_config, density_std
+from ._density import Density, Normal, Sampled, Spectral, Spectrum, Uniform, UniformBall, density_from_config, \
+    density_std
 from ._parameterization import STANDARD, Parameterization
 
-__all__ = ["Layer", "Propagator", "Architecture", "mlp"]
+__all__ = ["Layer", "Propagator", "SpectralAmplitude", "Architecture", "mlp"]
 
-_DENSITIES = (Normal, Uniform, UniformBall, Sampled)
+_DENSITIES = (Normal, Uniform, UniformBall, Sampled, Spectral)
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,41 @@ class Propagator:
         check(isinstance(self.mass, (int, float)) and math.isfinite(self.mass) and self.mass > 0,
               "Propagator.mass", self.mass, "a finite number > 0")
 
+    def evaluate(self, w: torch.Tensor) -> torch.Tensor:
+        """F(w) for first-layer rows w (..., d): (|w|² + m²)^{−1/2}, computed in float64, returned in w's dtype."""
+        return torch.rsqrt((w.double() ** 2).sum(-1) + self.mass**2).to(w.dtype)
+
+    def squared(self, p: float) -> float:
+        """F² at |w| = p: 1/(p² + m²)."""
+        return 1.0 / (p * p + self.mass * self.mass)
+
     def to_config(self) -> dict:
         return {"kind": "propagator", "mass": self.mass}
+
+
+@dataclass(frozen=True)
+class SpectralAmplitude:
+    """Neuron amplitude F(w) = sqrt(S(|w|)) for a :class:`Spectrum` S: with momenta uniform in a ball this
+    is the cos layer of a designed free field with G̃ ∝ S (PHYSICS.md §2, §6; Propagator is S = 1/(p² + m²))."""
+
+    spectrum: Spectrum
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spectrum, dict):
+            object.__setattr__(self, "spectrum", Spectrum.from_config(self.spectrum))
+        check(isinstance(self.spectrum, Spectrum), "SpectralAmplitude.spectrum", self.spectrum, "a Spectrum")
+
+    def evaluate(self, w: torch.Tensor) -> torch.Tensor:
+        """F(w) = sqrt(S(|w|)) for rows w (..., d), returned in w's dtype."""
+        norm = torch.linalg.vector_norm(w.double(), dim=-1).numpy()
+        return torch.from_numpy(np.sqrt(self.spectrum(norm))).to(w.dtype)
+
+    def squared(self, p: float) -> float:
+        """F² at |w| = p: S(p)."""
+        return float(self.spectrum(p))
+
+    def to_config(self) -> dict:
+        return {"kind": "spectral", "spectrum": self.spectrum.to_config()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +124,7 @@ class Architecture:
     layers : L hidden layers followed by the readout; ``layers[-1].width`` is d_out.
     activation : the pointwise nonlinearity σ of every hidden layer.
     parameterization : ``standard`` or ``ntk`` (same forward ensemble; differs for training and NTK).
-    amplitude : optional first-layer neuron amplitude F(|w|) (Scalar-net).
+    amplitude : optional first-layer neuron amplitude F(|w|) (Scalar-net; a designed spectrum).
     name : a label for tables and reports.
     """
 
@@ -95,7 +132,7 @@ class Architecture:
     layers: tuple[Layer, ...]
     activation: Activation
     parameterization: Parameterization = STANDARD
-    amplitude: Optional[Propagator] = None
+    amplitude: Optional[Union[Propagator, SpectralAmplitude]] = None
     name: str = "mlp"
 
     def __post_init__(self) -> None:
@@ -113,11 +150,13 @@ class Architecture:
             object.__setattr__(self, "parameterization", Parameterization(self.parameterization))
         check(isinstance(self.parameterization, Parameterization), "Architecture.parameterization",
               self.parameterization, "a Parameterization")
-        check(self.amplitude is None or isinstance(self.amplitude, Propagator), "Architecture.amplitude",
-              self.amplitude, "None or Propagator")
+        check(self.amplitude is None or isinstance(self.amplitude, (Propagator, SpectralAmplitude)),
+              "Architecture.amplitude", self.amplitude, "None, Propagator or SpectralAmplitude")
         for i, layer in enumerate(self.layers[1:], start=1):
-            check(not isinstance(layer.weight, UniformBall), f"Architecture.layers[{i}].weight", layer.weight,
-                  "entrywise densities beyond the first layer (UniformBall only in layer 0)")
+            check(not isinstance(layer.weight, (UniformBall, Spectral)), f"Architecture.layers[{i}].weight",
+                  layer.weight, "entrywise densities beyond the first layer (UniformBall, Spectral only in layer 0)")
+        if isinstance(self.layers[0].weight, Spectral):
+            self.layers[0].weight.radial_norm(self.d_in)  # the radial density must normalise in d = d_in
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -189,9 +228,11 @@ class Architecture:
                                 scaling=lc.get("scaling", "fan_in")))
         amp = cfg.get("amplitude")
         if amp is not None:
-            check(isinstance(amp, dict) and amp.get("kind") == "propagator" and "mass" in amp,
-                  "architecture.amplitude", amp, "{kind = 'propagator', mass = m}")
-            amp = Propagator(amp["mass"])
+            kind = amp.get("kind") if isinstance(amp, dict) else None
+            check((kind == "propagator" and set(amp) == {"kind", "mass"})
+                  or (kind == "spectral" and set(amp) == {"kind", "spectrum"}), "architecture.amplitude", amp,
+                  "{kind = 'propagator', mass = m} or {kind = 'spectral', spectrum = {profile, params}}")
+            amp = Propagator(amp["mass"]) if kind == "propagator" else SpectralAmplitude(amp["spectrum"])
         return cls(d_in=cfg["d_in"], layers=tuple(layers), activation=Activation(act["name"], act.get("param")),
                    parameterization=Parameterization(cfg.get("parameterization", "standard")),
                    amplitude=amp, name=cfg.get("name", "mlp"))

@@ -9,28 +9,30 @@ The output kernel is K^(L+1) (independent output components: K_ab = δ_ab K).
 
 The first hidden layer sees the actual first-layer density, which need not be Gaussian:
   * Gaussian weights and bias: the dual kernel of K^(1) (closed form or Gauss–Hermite);
-  * cos/sin with a uniform phase b ~ U[−π, π] and isotropic weights (Cos-net, Scalar-net,
-    PHYSICS.md §2 "general Euclidean-invariant input layer"): E = ½ E_w[F(w)² cos(w·(x − x'))],
+  * cos/sin with a uniform phase b ~ U[−π, π] and isotropic weights (Cos-net, Scalar-net, designed
+    spectra, PHYSICS.md §2 "general Euclidean-invariant input layer"): E = ½ E_w[F(w)² cos(w·(x − x'))],
     exactly, via a closed form (Gaussian w) or the radial Bessel integral
-    E_w[g(|w|) cos(w·r)] = ∫ dp P_rad(p) g(p) Γ(d/2) (2/(p r))^{d/2−1} J_{d/2−1}(p r);
+    E_w[g(|w|) cos(w·r)] = ∫ dp P_rad(p) g(p) Γ(d/2) (2/(p r))^{d/2−1} J_{d/2−1}(p r)  (:func:`radial_fourier`);
   * anything else: single-neuron Monte Carlo with a fixed seed, returned with its standard error.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import torch
 from scipy import integrate, special
 
-from ..errors import NonGaussianInputError, check, fail
-from ..spec import Architecture, Normal, Uniform, UniformBall
+from ..errors import ConfigError, NonGaussianInputError, check, fail
+from ..spec import Architecture, Normal, Spectral, Uniform, UniformBall
 from ..spec._density import density_std
 from .gaussian import dual_kernel
 
-__all__ = ["Kernels", "kernels", "nngp", "ntk", "first_layer_expectation", "as_inputs"]
+__all__ = ["Kernels", "kernels", "nngp", "ntk", "first_layer_expectation", "as_inputs", "radial_fourier"]
 
 Tensor = torch.Tensor
 Method = Literal["closed form", "quadrature", "radial quadrature", "monte carlo"]
@@ -74,15 +76,90 @@ def _is_phase_layer(spec: Architecture) -> bool:
             and first.bias.is_full_phase and getattr(first.weight, "isotropic", False))
 
 
+def _omega(x: float, d: int) -> float:
+    """Ω_d(x) = Γ(d/2) (2/x)^{d/2−1} J_{d/2−1}(x): the average of e^{i x n·e} over unit vectors n ∈ S^{d−1}."""
+    if x < 1e-12:
+        return 1.0
+    nu = d / 2 - 1
+    return special.gamma(d / 2) * (2 / x) ** nu * special.jv(nu, x)
+
+
+def _quiet_quad(f: Callable[[float], float], lo: float, hi: float, **kw) -> float:
+    """scipy quad whose IntegrationWarning becomes a ConfigError (a cutoff is then needed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", integrate.IntegrationWarning)
+        try:
+            return integrate.quad(f, lo, hi, **kw)[0]
+        except integrate.IntegrationWarning as exc:
+            raise fail("cutoff", None if math.isinf(hi) else hi, "a finite cutoff (the radial Fourier integral "
+                       f"did not converge: {str(exc).splitlines()[0]})") from None
+
+
+def radial_fourier(h: Callable[[float], float], r: float, d: int, upper: Optional[float] = None) -> float:
+    """I(r) = ∫_0^Λ dp h(p) Ω_d(p r),  Ω_d(x) = Γ(d/2) (2/x)^{d/2−1} J_{d/2−1}(x)  (Λ = ``upper``, None = ∞).
+
+    Ω_d is the angular average of e^{i p·r} (Ω_1 = cos, Ω_3 = sin x/x), so with h(p) = S_{d−1} (2π)^{−d}
+    p^{d−1} G̃(p), S_{d−1} = 2π^{d/2}/Γ(d/2), I(r) = ∫_{|p|<Λ} d^dp/(2π)^d G̃(|p|) e^{ip·r} (PHYSICS.md §2).
+    Quadrature (scipy QUADPACK): r = 0: ∫ h; finite Λ: one adaptive quad per half period [kπ/r, (k+1)π/r]
+    (stable for the oscillating Bessel factor); Λ = ∞: the Fourier integral QAWF in d = 1 (cos) and d = 3
+    (sin); in even d the pieces between the first 60 zeros of J_{d/2−1}(pr), summed as an alternating series
+    by 25-fold averaging of the partial sums (Euler transform); in odd d ≥ 5 half periods up to the P beyond
+    which ∫_P^∞ |h| < 1e-13 ∫_0^∞ |h|. A ConfigError asks for a cutoff where these do not converge.
+    """
+    hi = math.inf if upper is None else float(upper)
+    tight = dict(epsabs=1e-15, epsrel=1e-12, limit=200)
+    if r == 0.0:
+        return _quiet_quad(h, 0.0, hi, epsabs=0.0, epsrel=1e-12, limit=500)
+    if math.isinf(hi) and d in (1, 3):  # QAWF takes an absolute tolerance only: ~1e-13 relative, loosened if needed
+        f = h if d == 1 else (lambda p: h(p) / (p * r) if p > 0 else 0.0)
+        scale = _quiet_quad(lambda p: abs(h(p) * _omega(p * r, d)), 0.0, 4 * math.pi / r, limit=500)
+        for k, rel in enumerate((1e-13, 1e-12, 1e-11, 1e-10)):
+            try:
+                return _quiet_quad(f, 0.0, math.inf, weight="cos" if d == 1 else "sin", wvar=r,
+                                   epsabs=rel * scale, limlst=200)
+            except ConfigError:
+                if k == 3:
+                    raise
+    if math.isinf(hi) and d % 2 == 0:  # integer order: pieces between zeros of J_ν(pr), an alternating series
+        zeros = special.jn_zeros(d // 2 - 1, 60) / r
+        pieces: list[float] = []
+        for lo, up in zip(np.concatenate([[0.0], zeros[:-1]]), zeros):
+            pieces.append(_quiet_quad(lambda p: h(p) * _omega(p * r, d), lo, up, **tight))
+            if len(pieces) >= 8 and max(map(abs, pieces[-4:])) <= 1e-17 * max(map(abs, pieces)):
+                return float(sum(pieces))  # a light tail: converged without acceleration
+        sums = np.cumsum(pieces)
+        for _ in range(25):  # repeated averaging of partial sums (Euler transform) sums the alternating tail
+            sums = (sums[:-1] + sums[1:]) / 2
+        scale = max(abs(v) for v in pieces[:4])
+        check(abs(sums[-1] - sums[-2]) <= 1e-11 * scale, "cutoff", None, "a finite cutoff (the radial Fourier "
+              f"integral without one did not converge in d = {d})")
+        return float(sums[-1])
+    if math.isinf(hi):
+        total = _quiet_quad(lambda p: abs(h(p)), 0.0, math.inf, epsabs=0.0, epsrel=1e-10, limit=500)
+        hi = math.pi / r
+        while _quiet_quad(lambda p: abs(h(p)), hi, math.inf, epsabs=0.0, epsrel=1e-6, limit=500) > 1e-13 * total:
+            hi *= 2
+            check(hi * r / math.pi <= 1e5, "cutoff", None, f"a finite cutoff (the spectrum's tail is too heavy "
+                  f"for the radial Fourier integral without one in d = {d})")
+    edges = np.unique(np.concatenate([np.arange(0.0, hi, math.pi / r), [hi]]))
+    return float(sum(_quiet_quad(lambda p: h(p) * _omega(p * r, d), lo, up, **tight)
+                     for lo, up in zip(edges[:-1], edges[1:])))
+
+
 def _radial_cos_average(spec: Architecture, r: np.ndarray) -> np.ndarray:
     """E_w[F(|w|)² cos(w·r)] for an isotropic first-layer density, at distances r ≥ 0."""
     first, d = spec.layers[0], spec.d_in
     scale = first.weight_scale(d)
-    mass = spec.amplitude.mass if spec.amplitude is not None else None
-    g = (lambda p: 1.0 / (p * p + mass * mass)) if mass is not None else (lambda p: 1.0)
-    if isinstance(first.weight, Normal) and mass is None:
+    g = spec.amplitude.squared if spec.amplitude is not None else (lambda p: 1.0)
+    if isinstance(first.weight, Normal) and spec.amplitude is None:
         s2 = (first.weight.std * scale) ** 2
         return np.exp(-s2 * r * r / 2)
+    if isinstance(first.weight, Spectral):  # |ŵ| ~ q^{d−1} S(q)/Z_d, w = scale·ŵ
+        pdf = first.weight.radial_pdf(d)
+        h = lambda q: pdf(q) * g(scale * q)  # noqa: E731
+        distinct, where = np.unique(r, return_inverse=True)
+        vals = np.array([radial_fourier(h, scale * rr, d, first.weight.cutoff) for rr in distinct])
+        return vals[where].reshape(r.shape)
     if isinstance(first.weight, UniformBall):
         radius = first.weight.radius * scale
         pdf = lambda p: d * p ** (d - 1) / radius**d  # noqa: E731
