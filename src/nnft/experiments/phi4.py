@@ -118,34 +118,39 @@ class Phi4:
                            f"d{d}_response4": rw.response[4].values, f"d{d}_response4_stderr": rw.response[4].stderr,
                            f"d{d}_response2": rw.response[2].values, f"d{d}_response2_stderr": rw.response[2].stderr})
             ax = axes[1]
-            ax.errorbar(tree.values, rw.response[4].values, yerr=rw.response[4].stderr, fmt="o", ms=3,
-                        label=f"d = {d}: G_c^(4)")
-            ax.errorbar(tad.values, rw.response[2].values, yerr=rw.response[2].stderr, fmt="s", ms=3,
-                        label=f"d = {d}: G^(2)")
-            axes[2].plot(np.array(rw.couplings) * region.volume, rw.ess / n, "o-", label=f"d = {d}")
+            for k, (pred, meas, mark) in enumerate(((tree, rw.response[4], "o"), (tad, rw.response[2], "s"))):
+                pos = np.arange(len(pred.values)) + (0 if k == 0 else len(tree.values) + 2) + 0.3 * (d == 3)
+                ax.errorbar(pos, meas.values / pred.values, yerr=meas.stderr / np.abs(pred.values), fmt=mark,
+                            ms=3, label=f"d = {d}: {'G_c^(4)' if k == 0 else 'G^(2)'}")
+            pos_g = np.array(rw.couplings) > 0
+            axes[2].plot(np.array(rw.couplings)[pos_g] * region.volume, rw.ess[pos_g] / n, "o-", label=f"d = {d}")
             if progress:
                 progress(0.35 * (i + 1))
         # d = 1: linearity in λ
         _, _, _, tree1, _, rw1 = blocks[1]
         g1 = np.array(rw1.couplings)
         ax = axes[0]
+        shown = g1[(g1 > 0) & (g1 <= 16)]
+        origin = shown.min() / 3  # where the λ → 0 response is drawn on the log axis
         for t in (0, 17, len(tree1.values) - 1):
-            ratio = [rw1.shift[j][4].values[t] / gj for j, gj in enumerate(g1) if gj > 0]
-            err = [rw1.shift[j][4].stderr[t] / gj for j, gj in enumerate(g1) if gj > 0]
-            line = ax.errorbar(g1[g1 > 0], ratio, yerr=err, fmt="o-", ms=4, label=f"tuple {tuple(tree1.tuples[t] + 1)}")
-            ax.errorbar([0], [rw1.response[4].values[t]], yerr=[rw1.response[4].stderr[t]], fmt="D",
+            ratio = [rw1.shift[j][4].values[t] / gj for j, gj in enumerate(g1) if gj in shown]
+            err = [rw1.shift[j][4].stderr[t] / gj for j, gj in enumerate(g1) if gj in shown]
+            label = "tuple (" + ", ".join(str(int(v) + 1) for v in tree1.tuples[t]) + ")"
+            line = ax.errorbar(shown, ratio, yerr=err, fmt="o-", ms=4, label=label)
+            ax.errorbar([origin], [rw1.response[4].values[t]], yerr=[rw1.response[4].stderr[t]], fmt="D",
                         color=line[0].get_color())
             ax.axhline(tree1.values[t], color=line[0].get_color(), ls=":", lw=1)
-        ax.set_xlabel("λ")
+        ax.set_xscale("log")
+        ax.set_xlabel("λ (◆ at the left: λ → 0)")
         ax.set_ylabel("[G_c^(4)(λ) − G_c^(4)(0)] / λ")
         ax.set_title("d = 1: shift per unit λ (dotted: tree level; ◆: response at λ = 0)", fontsize=9)
         ax.legend(fontsize=7)
-        lo = min(np.min(tree1.values), np.min(blocks[3][3].values), np.min(blocks[1][4].values))
-        axes[1].plot([lo * 1.1, 0], [lo * 1.1, 0], "k--", lw=1)
-        axes[1].set_xlabel("first-order prediction (per unit λ)")
-        axes[1].set_ylabel("measured −Cov(O, S)")
-        axes[1].set_title("response at λ = 0 vs tree level / tadpole", fontsize=9)
+        axes[1].axhline(1.0, color="k", ls="--", lw=1)
+        axes[1].set_xlabel("tuple (G_c^(4) tuples, then G^(2) pairs)")
+        axes[1].set_ylabel("measured response / first-order prediction")
+        axes[1].set_title("dG/dλ at λ = 0: −Cov(O, S) over tree level (G_c^(4)) and tadpole (G^(2))", fontsize=9)
         axes[1].legend(fontsize=7)
+        axes[2].set_xscale("log")
         axes[2].set_xlabel("λ · vol(Ω)")
         axes[2].set_ylabel("ESS / networks")
         axes[2].set_title("importance reweighting: effective sample size", fontsize=9)
