@@ -16,11 +16,9 @@ Exact position-space propagators for the checks:
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
-from scipy import integrate, special
 
 from ..errors import check
 from ..spec import Architecture, cos_net, scalar_net
@@ -40,35 +38,21 @@ def gaussian_free_field(d: int, *, sigma_a: float = 1.0, sigma_w: float = 1.0, w
     return cos_net(width, d, sigma_a=sigma_a, sigma_w=sigma_w)
 
 
-def _radial(d: int, mass: float, cutoff: float, r: float) -> float:
-    if r == 0.0:
-        val, _ = integrate.quad(lambda p: p ** (d - 1) / (p * p + mass * mass), 0.0, cutoff, epsabs=0, epsrel=1e-12,
-                                limit=500)
-        return 2 * math.pi ** (d / 2) / special.gamma(d / 2) / (2 * math.pi) ** d * val
-    nu = d / 2 - 1
-    # integrate period by period (J oscillates with period ~2π/r) for a stable oscillatory quadrature
-    edges = np.unique(np.concatenate([np.arange(0.0, cutoff, math.pi / r), [cutoff]]))
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        val, _ = integrate.quad(lambda p: p ** (d / 2) * special.jv(nu, p * r) / (p * p + mass * mass), lo, hi,
-                                epsabs=1e-15, epsrel=1e-12, limit=200)
-        total += val
-    return (2 * math.pi) ** (-d / 2) * r ** (1 - d / 2) * total
-
-
 def scalar_propagator(r, d: int, *, mass: float = 1.0, cutoff: Optional[float] = None) -> np.ndarray:
     """Exact position-space propagator of 1/(p² + m²) in d dimensions at distances r, with a sharp momentum
-    cutoff Λ (Fourier–Bessel quadrature) or without (Bessel-K closed form; r > 0)."""
+    cutoff Λ (Fourier–Bessel quadrature) or without (Bessel-K closed form; r > 0). The massive case of
+    :func:`nnft.fieldtheory.spectrum.position_propagator`."""
+    from .spectrum import massive, position_propagator
+
     r = np.atleast_1d(np.asarray(r, dtype=np.float64))
     check(bool(np.all(np.isfinite(r)) and np.all(r >= 0)), "r", r.tolist()[:4], "finite distances >= 0")
     check(isinstance(mass, (int, float)) and mass > 0, "mass", mass, "a number > 0")
     if cutoff is None:
         check(bool(np.all(r > 0)), "r", 0.0, "r > 0 without a cutoff (the propagator diverges at r = 0 for d ≥ 2)"
               if d >= 2 else "")
-        nu = d / 2 - 1
-        return (2 * math.pi) ** (-d / 2) * (mass / r) ** nu * special.kv(nu, mass * r)
-    check(cutoff > 0, "cutoff", cutoff, "a number > 0")
-    return np.array([_radial(d, mass, float(cutoff), float(v)) for v in r])
+    else:
+        check(cutoff > 0, "cutoff", cutoff, "a number > 0")
+    return position_propagator(massive(float(mass)), r, d, cutoff=None if cutoff is None else float(cutoff))
 
 
 def gaussian_propagator(r, d: int, *, sigma_a: float = 1.0, sigma_w: float = 1.0) -> np.ndarray:
