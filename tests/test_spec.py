@@ -48,6 +48,8 @@ SPECS: dict[str, Callable[[], Architecture]] = {
     "mlp-monomial": lambda: mlp(2, [5, 4], 3, activation=Activation("monomial", 3), sigma_w=1.1, sigma_b=0.2),
     "mlp-user-activation": lambda: mlp(2, [5], activation="torch:tanh", bias=False),
     "mixed-densities": _mixed_density_mlp,
+    "mup-base-width": lambda: mlp(3, [8, 8], activation="relu",
+                                  parameterization=Parameterization("mup", form="multiplier", base_width=4)),
     "spectral-importance": lambda: _design("importance"),
     "spectral-uniform": lambda: _design("uniform"),
 }

@@ -10,5 +10,8 @@ from . import free_field as _free_field  # noqa: F401  (registers)
 from . import symmetries as _symmetries  # noqa: F401  (registers)
 from . import phi4 as _phi4  # noqa: F401  (registers)
 from . import phases as _phases  # noqa: F401  (registers)
+from . import lazy_training as _lazy_training  # noqa: F401  (registers)
+from . import coord_check as _coord_check  # noqa: F401  (registers)
+from . import mu_transfer as _mu_transfer  # noqa: F401  (registers)
 
 __all__ = ["REGISTRY", "Check", "ExperimentResult", "Figure", "Table"]

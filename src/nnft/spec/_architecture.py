@@ -194,7 +194,7 @@ class Architecture:
     # -- config round trip --------------------------------------------------------------------------
     def to_config(self) -> dict:
         out = {"name": self.name, "d_in": self.d_in, "activation": self.activation.to_config(),
-               "parameterization": self.parameterization.name,
+               "parameterization": self.parameterization.to_config(),
                "layers": [l.to_config() for l in self.layers]}
         if self.amplitude is not None:
             out["amplitude"] = self.amplitude.to_config()
@@ -234,7 +234,7 @@ class Architecture:
                   "{kind = 'propagator', mass = m} or {kind = 'spectral', spectrum = {profile, params}}")
             amp = Propagator(amp["mass"]) if kind == "propagator" else SpectralAmplitude(amp["spectrum"])
         return cls(d_in=cfg["d_in"], layers=tuple(layers), activation=Activation(act["name"], act.get("param")),
-                   parameterization=Parameterization(cfg.get("parameterization", "standard")),
+                   parameterization=Parameterization.from_config(cfg.get("parameterization", "standard")),
                    amplitude=amp, name=cfg.get("name", "mlp"))
 
     def save(self, path: Union[str, Path]) -> None:

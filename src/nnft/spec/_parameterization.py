@@ -13,14 +13,14 @@ the multiplier is n^{−a_l}, the init std n^{−b_l} (**b is a standard-deviati
 Width exponents of n, listed [input, hidden, readout] (PHYSICS.md §8 table; the effective columns are the
 gauge-invariant content, Var(W) ∝ n^{−2(a+b)}, SGD LR on W ∝ n^{−(c+2a)}, Adam LR on W ∝ n^{−(e+a)}):
 
-    ===========  ===================  ============  ==============  ===============  ===============  ====
-    name         multiplier a         init b        Var(W) exp.     SGD LR on W exp  Adam LR on W exp r
-    ===========  ===================  ============  ==============  ===============  ===============  ====
-    standard     0, 0, 0              0, ½, ½       0, −1, −1       0, 0, 0          0, 0, 0          −1 ⁽¹⁾
-    ntk          0, ½, ½              0, 0, 0       0, −1, −1       0, −1, −1        0, −½, −½        ½
-    mean_field   0, ½, 1   (c = −1)   0, 0, 0       0, −1, −2       +1, 0, −1        0, −1, −1        0
-    mup          −½, 0, ½  (c = 0)    ½, ½, ½       0, −1, −2       +1, 0, −1        0, −1, −1        0
-    ===========  ===================  ============  ==============  ===============  ===============  ====
+    ===========  ==================  ==========  ============  ==============  ===============  ======
+    name         multiplier a        init b      Var(W) exp.   SGD LR on W     Adam LR on W     r
+    ===========  ==================  ==========  ============  ==============  ===============  ======
+    standard     0, 0, 0             0, ½, ½     0, −1, −1     0, 0, 0         0, 0, 0          −1 ⁽¹⁾
+    ntk          0, ½, ½             0, 0, 0     0, −1, −1     0, −1, −1       0, −½, −½        ½
+    mean_field   0, ½, 1  (c = −1)   0, 0, 0     0, −1, −2     +1, 0, −1       0, −1, −1        0
+    mup          −½, 0, ½  (c = 0)   ½, ½, ½     0, −1, −2     +1, 0, −1       0, −1, −1        0
+    ===========  ==================  ==========  ============  ==============  ===============  ======
 
 ⁽¹⁾ r for L ≥ 2 hidden layers; with L = 1, standard has r = 0 but is still unstable (2a_2 + c = 0 < 1: the
 output blows up), and Yang–Hu's SP with c = 1 has r = 3/2. The other rows do not depend on L.
@@ -166,9 +166,10 @@ _TOL = 1e-12
 
 @dataclass(frozen=True)
 class ABC:
-    """Yang–Hu abc exponents of an (L+1)-layer MLP: W^l = n^{−a_l} w^l, w^l ~ N(0, n^{−2 b_l}), SGD LR η n^{−c}.
+    """Yang–Hu abc exponents of an (L+1)-layer MLP: W^l = n^{−a_l} w^l, w^l ~ N(0, n^{−2 b_l}), SGD LR η n^{−c}
+    (arXiv:2011.14522 §3).
 
-    a, b : per layer l = 1..L+1 (tuple index l − 1).  c : one global SGD exponent (arXiv:2011.14522 §3).
+    a, b : per layer l = 1..L+1 (tuple index l − 1).  c : one global SGD exponent.
     """
 
     a: tuple[float, ...]
