@@ -535,7 +535,7 @@ def report(out_dir: Path = typer.Option(Path("nnft-report"), "--out", help="Fold
 
 
 # Commands that live in their own modules register themselves on ``app`` when imported.
-from . import _cli_coordcheck, _cli_ntk, _cli_phases, _cli_train  # noqa: E402,F401
+from . import _cli_coordcheck, _cli_kan, _cli_ntk, _cli_phases, _cli_train, _cli_uat  # noqa: E402,F401
 
 # Typer >= 0.20 vendors click, so its exceptions are not click's; accept both families.
 _USAGE_ERRORS = tuple({click.ClickException, getattr(typer, "TyperException", click.ClickException)})

@@ -13,5 +13,8 @@ from . import phases as _phases  # noqa: F401  (registers)
 from . import lazy_training as _lazy_training  # noqa: F401  (registers)
 from . import coord_check as _coord_check  # noqa: F401  (registers)
 from . import mu_transfer as _mu_transfer  # noqa: F401  (registers)
+from . import uat as _uat  # noqa: F401  (registers)
+from . import kan_scaling as _kan_scaling  # noqa: F401  (registers)
+from . import kan_kernel as _kan_kernel  # noqa: F401  (registers)
 
 __all__ = ["REGISTRY", "Check", "ExperimentResult", "Figure", "Table"]

@@ -1,0 +1,1 @@
+"""Expressivity (PHYSICS.md §9): universal approximation measured, and Kolmogorov–Arnold networks."""
