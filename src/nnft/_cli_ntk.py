@@ -12,34 +12,11 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli import _bar, _parse_inputs, _spec, app, out
-from .errors import check, fail
+from .cli import _bar, _parse_inputs, _read_table, _spec, app, out
+from .errors import check
 
 PresetOpt = typer.Option("erf-net", "--preset", help="erf-net, relu-net, gauss-net, cos-net or scalar-net.")
 ConfigOpt = typer.Option(None, "--config", help="Architecture TOML/JSON file (overrides --preset).")
-
-
-def _read_table(path: Path, option: str, d_in: int, *, need_y: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Rows of a .npy / .csv / whitespace text file: d_in input columns, then y (required if need_y)."""
-    check(path.exists(), option, str(path), "an existing .npy, .csv or whitespace-separated text file")
-    try:
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        else:
-            arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
-        arr = np.asarray(arr, dtype=np.float64)
-    except (ValueError, OSError) as exc:
-        raise fail(option, str(path), f"a numeric table ({type(exc).__name__})") from None
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    allowed = f"{d_in + 1} columns (d = {d_in} inputs, then y)" + ("" if need_y else f" or {d_in} (inputs only)")
-    ok_cols = (d_in + 1,) if need_y else (d_in, d_in + 1)
-    check(arr.ndim == 2 and arr.shape[1] in ok_cols and arr.shape[0] >= 1, option,
-          f"a table of shape {arr.shape}", allowed)
-    check(bool(np.all(np.isfinite(arr))), option, "non-finite values (NaN or inf)", "finite numbers")
-    if arr.shape[1] == d_in + 1:
-        return arr[:, :d_in], arr[:, d_in]
-    return arr, None
 
 
 def _matrix_table(title: str, mat: np.ndarray, limit: int = 8) -> Table:

@@ -11,8 +11,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli import _bar, _spec, app, out  # noqa: F401
-from .errors import ConfigError, check, fail
+from .cli import _bar, _read_table, _spec, app, out  # noqa: F401
+from .errors import ConfigError, check
 
 _N_TRAIN, _N_TEST = 8, 17
 
@@ -23,23 +23,6 @@ def _toy_task(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     direction = np.ones(d) / math.sqrt(d)
     t_tr, t_te = np.linspace(-1, 1, _N_TRAIN), np.linspace(-2, 2, _N_TEST)
     return t_tr[:, None] * direction, np.sin(2 * t_tr), t_te[:, None] * direction, np.sin(2 * t_te)
-
-
-def _read_xy(path: Path, option: str, d_in: int) -> tuple[np.ndarray, np.ndarray]:
-    """A .npy, .csv or whitespace-separated table: d_in input columns, then y (the last column)."""
-    check(path.exists(), option, str(path), "an existing .npy, .csv or whitespace-separated text file")
-    try:
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        else:
-            arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
-        arr = np.asarray(arr, dtype=np.float64)
-    except (ValueError, OSError) as exc:
-        raise fail(option, str(path), f"a numeric table ({type(exc).__name__})") from None
-    check(arr.ndim == 2 and arr.shape[1] == d_in + 1 and arr.shape[0] >= 1, option, f"a table of shape {arr.shape}",
-          f"{d_in + 1} columns (d = {d_in} inputs, then y)")
-    check(bool(np.all(np.isfinite(arr))), option, "non-finite values (NaN or inf)", "finite numbers")
-    return arr[:, :d_in], arr[:, d_in]
 
 
 def _auto_lr(spec, x: np.ndarray, seed: int, init_chunk: int) -> float:
@@ -98,9 +81,9 @@ def train(preset: str = typer.Option("erf-net", "--preset", help="erf-net, relu-
     check(steps >= 0, "--steps", steps, "an integer >= 0")
     check(n_networks >= 1, "--n-networks", n_networks, "an integer >= 1")
     if train_file is not None:
-        x_tr, y_tr = _read_xy(train_file, "--train-file", spec.d_in)
+        x_tr, y_tr = _read_table(train_file, "--train-file", spec.d_in, need_y=True)
     if test_file is not None:
-        x_te, y_te = _read_xy(test_file, "--test-file", spec.d_in)
+        x_te, y_te = _read_table(test_file, "--test-file", spec.d_in, need_y=True)
     if train_file is None:
         x_tr, y_tr, x_def, y_def = _toy_task(spec.d_in)
         if test_file is None:

@@ -59,6 +59,29 @@ def _parse_inputs(text: Optional[str], path: Optional[Path], d_in: int) -> np.nd
     return arr
 
 
+def _read_table(path: Path, option: str, d_in: int, *, need_y: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Rows of a .npy / .csv / whitespace text file: d_in input columns, then y (required if need_y)."""
+    check(path.exists(), option, str(path), "an existing .npy, .csv or whitespace-separated text file")
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
+        arr = np.asarray(arr, dtype=np.float64)
+    except (ValueError, OSError) as exc:
+        raise fail(option, str(path), f"a numeric table ({type(exc).__name__})") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    allowed = f"{d_in + 1} columns (d = {d_in} inputs, then y)" + ("" if need_y else f" or {d_in} (inputs only)")
+    ok_cols = (d_in + 1,) if need_y else (d_in, d_in + 1)
+    check(arr.ndim == 2 and arr.shape[1] in ok_cols and arr.shape[0] >= 1, option,
+          f"a table of shape {arr.shape}", allowed)
+    check(bool(np.all(np.isfinite(arr))), option, "non-finite values (NaN or inf)", "finite numbers")
+    if arr.shape[1] == d_in + 1:
+        return arr[:, :d_in], arr[:, d_in]
+    return arr, None
+
+
 def _spec(preset: str, width: int, d: int, config: Optional[Path]):
     from .spec import PRESETS, Architecture
 
