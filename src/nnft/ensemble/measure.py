@@ -37,7 +37,7 @@ from .accumulator import Accumulator, StreamingReducer, tree_reduce
 from .executors import DaskExecutor, InProcess
 from .sampling import chunk_generator, evaluate, hidden_gram, in_parallel, sample_networks
 
-__all__ = ["EnsembleConfig", "Measurement", "measure"]
+__all__ = ["EnsembleConfig", "Measurement", "measure", "run_problem"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +220,18 @@ def measure(spec: Architecture, x, config: EnsembleConfig, *, executor: InProces
         problem = ConditionalProblem(spec, xt, config)
     else:
         problem = _Problem(spec, xt, config)
+    return run_problem(problem, spec, xt, config, executor=executor, checkpoint=checkpoint, resume=resume,
+                       checkpoint_every_s=checkpoint_every_s, progress=progress)
+
+
+def run_problem(problem, spec, x: torch.Tensor, config: EnsembleConfig, *,
+                executor: InProcess | DaskExecutor = InProcess(), checkpoint: Optional[Path] = None,
+                resume: bool = False, checkpoint_every_s: float = 5.0,
+                progress: Optional[Callable[[int, int], None]] = None) -> Measurement:
+    """Drive any chunk problem (an object with ``chunk(index)``/``chunks(indices)`` returning accumulators,
+    plus ``n_features``/``order``/``config``/``spec``) through the blocks, executor and checkpointing, and
+    return the jackknifed :class:`Measurement`. ``spec`` (with ``to_config``) and ``x`` identify a checkpoint.
+    Used by :func:`measure` and by other ensemble families (e.g. random KANs)."""
     t0 = time.perf_counter()
     blocks = config.blocks()
     total = config.n_networks
@@ -231,8 +243,8 @@ def measure(spec: Architecture, x, config: EnsembleConfig, *, executor: InProces
     else:
         check(isinstance(executor, InProcess), "executor", executor, "InProcess() or DaskExecutor(...)")
         block_accs = _run_in_process(problem, config, blocks, executor.batch_chunks, checkpoint, resume,
-                                     checkpoint_every_s, _fingerprint(spec, xt.numpy(), config), report)
-    result = _finalize(problem, block_accs, xt, time.perf_counter() - t0)
+                                     checkpoint_every_s, _fingerprint(spec, x.numpy(), config), report)
+    result = _finalize(problem, block_accs, x, time.perf_counter() - t0)
     if checkpoint is not None and Path(checkpoint).exists():
         Path(checkpoint).unlink()
     return result

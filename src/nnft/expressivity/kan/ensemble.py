@@ -26,7 +26,6 @@ ensembles, and returns the same :class:`~nnft.ensemble.measure.Measurement` of
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 
 from ...ensemble.accumulator import Accumulator
 from ...ensemble.executors import DaskExecutor, InProcess
-from ...ensemble.measure import EnsembleConfig, Measurement, _finalize, _fingerprint, _run_in_process
+from ...ensemble.measure import EnsembleConfig, Measurement, run_problem
 from ...ensemble.sampling import chunk_generator
 from ...errors import check
 from ...theory.kernels import as_inputs
@@ -189,21 +188,6 @@ def measure_kan(spec: KANSpec, x, config: EnsembleConfig, *, executor: InProcess
     check(isinstance(config, EnsembleConfig), "config", config, "an EnsembleConfig")
     check(config.sampler == "networks", "EnsembleConfig.sampler", config.sampler, "'networks' for KAN ensembles")
     xt = as_inputs(x, spec.d_in, "x")
-    problem = _KANProblem(spec, xt, config)
-    t0 = time.perf_counter()
-    blocks = config.blocks()
-    total = config.n_networks
-    report = (lambda n: progress(min(n, total), total)) if progress is not None else None
-    if isinstance(executor, DaskExecutor):
-        check(checkpoint is None, "checkpoint", str(checkpoint), "None with the Dask executor (in-process only)")
-        block_accs = executor.run_blocks(problem.chunk, blocks,
-                                         None if report is None else (lambda c: report(c * config.chunk_size)))
-    else:
-        check(isinstance(executor, InProcess), "executor", executor, "InProcess() or DaskExecutor(...)")
-        block_accs = _run_in_process(problem, config, blocks, executor.batch_chunks, checkpoint, resume,
-                                     checkpoint_every_s, _fingerprint(spec, xt.numpy(), config), report)
-    result = _finalize(problem, block_accs, xt, time.perf_counter() - t0)
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
-    return result
+    return run_problem(_KANProblem(spec, xt, config), spec, xt, config, executor=executor, checkpoint=checkpoint,
+                       resume=resume, checkpoint_every_s=checkpoint_every_s, progress=progress)
 
