@@ -12,7 +12,6 @@ preallocated float64 matrix as they complete, so peak memory is the output plus 
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Literal, Optional, Union
 
 import numpy as np
@@ -93,25 +92,14 @@ def _resolve_executor(executor):
 
 def _run_dask(executor, spec, tiles, x1: np.ndarray, x2: Optional[np.ndarray], ntk: bool, kw: dict,
               asm: _Assembler, progress: Progress) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    from contextlib import nullcontext
 
-    from ..ensemble.executors import DaskExecutor, _restore_environ
+    from distributed import as_completed
 
-    cluster, client, own_client = None, None, False
-    environ = dict(os.environ)
-    try:
-        if isinstance(executor, DaskExecutor):
-            if executor.address is None:
-                # as nnft.ensemble.executors: a free local port for the scheduler's HTTP server
-                cluster = LocalCluster(n_workers=executor.n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None,
-                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-                client = Client(cluster)
-            else:
-                client = executor._connect()
-            own_client = True
-        else:
-            client = executor
+    from ..ensemble.executors import DaskExecutor
+
+    # a DaskExecutor opens (and closes) its own client; a user's Client is used as is and left open
+    with executor.client() if isinstance(executor, DaskExecutor) else nullcontext(executor) as client:
         # hash=False: a later call scattering equal data must not share (and lose) this call's keys
         x1_f = client.scatter(x1, hash=False)
         x2_f = x1_f if x2 is None else client.scatter(x2, hash=False)
@@ -128,12 +116,6 @@ def _run_dask(executor, spec, tiles, x1: np.ndarray, x2: Optional[np.ndarray], n
             fut.release()
             if progress is not None:
                 progress(done, len(tiles))
-    finally:
-        if own_client and client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-            _restore_environ(environ)
 
 
 def _dask_tile(spec, x1: np.ndarray, x2: np.ndarray, rows: tuple, cols: tuple, symmetric_tile: bool, ntk: bool,

@@ -5,8 +5,9 @@ results are bitwise identical for the same seed."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from ..errors import fail
 from .accumulator import Accumulator, tree_reduce
@@ -53,7 +54,26 @@ class DaskExecutor:
     def run_blocks(self, chunk_fn: Callable[[int], Accumulator], blocks: list[list[int]],
                    progress: Optional[Callable[[int], None]] = None) -> list[Accumulator]:
         """Per block: map ``chunk_fn`` over its chunks on the cluster, tree-reduce there, gather."""
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import as_completed
+
+        with self.client() as client:
+            roots = []
+            for chunks in blocks:
+                leaves = client.map(chunk_fn, chunks, pure=False)
+                roots.append(tree_reduce(leaves, lambda a, b: client.submit(_merge, a, b, pure=False)))
+            if progress is not None:
+                all_leaves = len(sum(blocks, []))
+                done = 0
+                for _ in as_completed(roots):
+                    done += 1
+                    progress(done * all_leaves // len(roots))
+            return client.gather(roots)
+
+    @contextmanager
+    def client(self) -> Iterator:
+        """A Client of the scheduler at ``address``, or of an embedded LocalCluster (closed on exit, and the
+        environment its nannies changed restored)."""
+        from distributed import Client, LocalCluster
 
         cluster = None
         environ = dict(os.environ)  # the embedded cluster's nannies set OMP_NUM_THREADS=1 etc. in os.environ
@@ -69,17 +89,7 @@ class DaskExecutor:
             else:
                 client = self._connect()
             with client:
-                roots = []
-                for chunks in blocks:
-                    leaves = client.map(chunk_fn, chunks, pure=False)
-                    roots.append(tree_reduce(leaves, lambda a, b: client.submit(_merge, a, b, pure=False)))
-                if progress is not None:
-                    all_leaves = len(sum(blocks, []))
-                    done = 0
-                    for _ in as_completed(roots):
-                        done += 1
-                        progress(done * all_leaves // len(roots))
-                return client.gather(roots)
+                yield client
         finally:
             if cluster is not None:
                 cluster.close()
